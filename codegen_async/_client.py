@@ -1,0 +1,186 @@
+"""AsyncCodegen: settings, the request pipeline, the resources and the high-level jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx
+
+from . import _errors
+from ._http import Pipeline
+from ._limits import PollPolicy, RateLimits
+from ._polling import Poller
+from ._ratelimit import RateLimiter
+from ._settings import Settings, resolve_settings
+from .models import AgentRun, AgentType
+from .resources import (
+    AgentRuns,
+    CLIRulesResource,
+    Functions,
+    Integrations,
+    MCPProviders,
+    OAuth,
+    Organizations,
+    PullRequests,
+    Repositories,
+    Sandbox,
+    SetupCommands,
+    SlackConnect,
+    Users,
+)
+
+__all__ = ["AsyncCodegen"]
+
+
+class AsyncCodegen:
+    """The async client of the Codegen Developer API.
+
+    Settings come from the arguments, else the environment (`CODEGEN_API_KEY`, ...), else
+    `~/.config/codegen-sh/auth.json`, else the defaults; see the README's table. Use it as
+    `async with AsyncCodegen() as client:` or call `await client.aclose()` when done.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        org_id: int | str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        rate_limits: RateLimits | None = None,
+        poll_policy: PollPolicy | None = None,
+    ) -> None:
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise TypeError(
+                f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"
+            )
+        if rate_limits is not None and not isinstance(rate_limits, RateLimits):
+            raise TypeError(f"rate_limits must be a RateLimits, got {type(rate_limits).__name__}")
+        if poll_policy is not None and not isinstance(poll_policy, PollPolicy):
+            raise TypeError(f"poll_policy must be a PollPolicy, got {type(poll_policy).__name__}")
+        self._settings = resolve_settings(
+            api_key=api_key,
+            org_id=org_id,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        self.rate_limits = RateLimits.documented() if rate_limits is None else rate_limits
+        self.poll_policy = PollPolicy() if poll_policy is None else poll_policy
+        self._http = Pipeline(
+            self._settings, limiter=RateLimiter(self.rate_limits), http_client=http_client
+        )
+        self._org_id: int | None = self._settings.org_id
+        self._user_id: int | None = None
+        self._org_lock = anyio.Lock()
+        self._poller: Poller | None = None
+        self._closed = False
+
+        http, org = self._http, self.organization_id
+        self.agent_runs = AgentRuns(http, org, self._get_poller)
+        self.users = Users(http, org)
+        self.organizations = Organizations(http, org)
+        self.repositories = Repositories(http, org)
+        self.integrations = Integrations(http, org)
+        self.setup_commands = SetupCommands(http, org)
+        self.sandbox = Sandbox(http, org)
+        self.pull_requests = PullRequests(http, org)
+        self.oauth = OAuth(http, org)
+        self.mcp_providers = MCPProviders(http, org)
+        self.cli_rules = CLIRulesResource(http, org)
+        self.slack_connect = SlackConnect(http, org)
+        self.functions = Functions(http, org)
+
+    def __repr__(self) -> str:
+        return (
+            f"<AsyncCodegen base_url={self._settings.base_url!r} "
+            f"org_id={self._org_id!r} closed={self._closed}>"
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._settings.base_url
+
+    @property
+    def settings(self) -> Settings:
+        """The resolved settings (the key is never shown in their repr)."""
+        return self._settings
+
+    async def organization_id(self) -> int:
+        """The organization this client works in: as configured, else the caller's first."""
+        if self._org_id is not None:
+            return self._org_id
+        async with self._org_lock:
+            if self._org_id is None:
+                page = await self.organizations.list_page(limit=1)
+                if not page.items:
+                    raise _errors.ConfigurationError(
+                        "org_id: not given (argument, CODEGEN_ORG_ID, config file) and the "
+                        "API key belongs to no organization"
+                    )
+                self._org_id = page.items[0].id
+        return self._org_id
+
+    async def _caller_id(self) -> int:
+        if self._user_id is None:
+            self._user_id = (await self.users.me()).id
+        return self._user_id
+
+    def _get_poller(self) -> Poller:
+        if self._closed:
+            raise RuntimeError("this AsyncCodegen is closed")
+        if self._poller is None:
+            self._poller = Poller(self.agent_runs, self._caller_id, self.poll_policy)
+        return self._poller
+
+    # -- lifetime -----------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the connections this client opened (not an `http_client` it was given)."""
+        self._closed = True
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncCodegen:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- high level ---------------------------------------------------------------------
+
+    async def run(
+        self,
+        prompt: str,
+        *,
+        timeout: float | None = None,
+        raise_on_failure: bool = False,
+        repo_id: int | None = None,
+        model: str | None = None,
+        agent_type: AgentType | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        images: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        on_update: Callable[[AgentRun], object] | None = None,
+    ) -> AgentRun:
+        """Create a run and wait until it is terminal (`timeout` covers only the wait)."""
+        run = await self.agent_runs.create(
+            prompt,
+            repo_id=repo_id,
+            model=model,
+            agent_type=agent_type,
+            metadata=metadata,
+            images=images,
+            idempotency_key=idempotency_key,
+        )
+        return await self.agent_runs.wait(
+            run, timeout=timeout, raise_on_failure=raise_on_failure, on_update=on_update
+        )

@@ -1,0 +1,25 @@
+"""Names shared by the client and the Emulator."""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_BASE_URL", "IDEMPOTENCY_METADATA_KEY", "TERMINAL_STATUSES"]
+
+DEFAULT_BASE_URL = "https://api.codegen.com"
+
+# Every create carries a client token under this key of the run's `metadata`, so a
+# create whose outcome is unknown can be found again instead of made twice.
+IDEMPOTENCY_METADATA_KEY = "codegen_sdk_idempotency_key"
+
+# Statuses after which a run no longer changes by itself.
+TERMINAL_STATUSES = frozenset(
+    {
+        "COMPLETE",
+        "FAILED",
+        "ERROR",
+        "CANCELLED",
+        "STOPPED",
+        "TIMEOUT",
+        "MAX_ITERATIONS_REACHED",
+        "OUT_OF_TOKENS",
+    }
+)

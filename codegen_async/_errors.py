@@ -1,0 +1,214 @@
+"""Every error the SDK raises.
+
+```
+CodegenError
+├── APIConnectionError ── APITimeoutError
+├── APIStatusError(status_code, message, body, request_id)
+│   ├── BadRequestError 400          ├── AuthenticationError 401
+│   ├── AgentRunLimitReachedError 402├── PermissionDeniedError 403
+│   ├── NotFoundError 404            ├── ValidationError 422
+│   ├── RateLimitError 429 (.retry_after)
+│   └── ServerError 5xx
+├── ResponseValidationError   (the server sent something the models can't read)
+├── WaitTimeoutError          (.run: the last snapshot)
+├── AgentRunFailedError       (.run; raised only with raise_on_failure=True)
+├── AmbiguousCreateError      (.idempotency_key, .started_at)
+└── ConfigurationError        (also a ValueError: a setting is missing or invalid)
+```
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import AgentRun
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AgentRunFailedError",
+    "AgentRunLimitReachedError",
+    "AmbiguousCreateError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CodegenError",
+    "ConfigurationError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseValidationError",
+    "ServerError",
+    "ValidationError",
+    "WaitTimeoutError",
+    "status_error",
+]
+
+
+class CodegenError(Exception):
+    """Base class of every error raised by the SDK."""
+
+
+class ConfigurationError(CodegenError, ValueError):
+    """A setting is missing or invalid; the message names it and where it came from."""
+
+
+class APIConnectionError(CodegenError):
+    """The request could not be sent, or no complete response came back."""
+
+    def __init__(self, message: str = "Connection error.") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class APITimeoutError(APIConnectionError):
+    """The call did not finish within its timeout."""
+
+    def __init__(self, message: str = "Request timed out.") -> None:
+        super().__init__(message)
+
+
+class APIStatusError(CodegenError):
+    """The API answered with a status of 400 or above."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: object = None,
+        request_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.body = body
+        self.request_id = request_id
+        self.headers = headers or {}
+
+    def __str__(self) -> str:
+        suffix = f" (request id {self.request_id})" if self.request_id else ""
+        return f"{self.status_code}: {self.message}{suffix}"
+
+
+class BadRequestError(APIStatusError):
+    """400."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key was refused."""
+
+
+class AgentRunLimitReachedError(APIStatusError):
+    """402: the billing plan's allotted agent runs are used up."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key has no access to this organization or resource."""
+
+
+class NotFoundError(APIStatusError):
+    """404."""
+
+
+class ValidationError(APIStatusError):
+    """422: the API rejected the request's parameters or body."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests. `.retry_after` is the server's hint in seconds, if any."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 429,
+        body: object = None,
+        request_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message, status_code=status_code, body=body, request_id=request_id, headers=headers
+        )
+        self.retry_after = retry_after
+
+
+class ServerError(APIStatusError):
+    """5xx."""
+
+
+class ResponseValidationError(CodegenError):
+    """The server sent a response the models cannot read. `.path` names the field."""
+
+    def __init__(self, message: str, *, path: str = "", body: object = None) -> None:
+        super().__init__(f"{message} at {path or '<root>'}")
+        self.message = message
+        self.path = path
+        self.body = body
+
+
+class WaitTimeoutError(CodegenError):
+    """A wait reached its deadline. `.run` is the last snapshot seen (None if none was)."""
+
+    def __init__(self, message: str, *, run: AgentRun | None = None) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+class AgentRunFailedError(CodegenError):
+    """An awaited run ended without succeeding (only with `raise_on_failure=True`)."""
+
+    def __init__(self, run: AgentRun) -> None:
+        super().__init__(f"agent run {run.id} ended with status {run.status}")
+        self.run = run
+
+
+class AmbiguousCreateError(CodegenError):
+    """A create could not be confirmed or ruled out before its deadline.
+
+    A run carrying `metadata[IDEMPOTENCY_KEY] == idempotency_key` may exist; look for it
+    among runs created after `started_at` before creating it again.
+    """
+
+    def __init__(
+        self, message: str, *, idempotency_key: str, started_at: datetime, cause: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.idempotency_key = idempotency_key
+        self.started_at = started_at
+        self.cause = cause
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: AgentRunLimitReachedError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: ValidationError,
+    429: RateLimitError,
+}
+
+
+def status_error(
+    status_code: int,
+    message: str,
+    *,
+    body: object = None,
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    retry_after: float | None = None,
+) -> APIStatusError:
+    """The error class for a status code, built with everything the response told."""
+    if status_code == 429:
+        return RateLimitError(
+            message, body=body, request_id=request_id, headers=headers, retry_after=retry_after
+        )
+    cls = _BY_STATUS.get(status_code)
+    if cls is None:
+        cls = ServerError if status_code >= 500 else APIStatusError
+    return cls(message, status_code=status_code, body=body, request_id=request_id, headers=headers)

@@ -1,0 +1,401 @@
+"""The one request pipeline: every call of every resource goes through `Pipeline.call`.
+
+Per attempt: a connection slot (an `anyio.CapacityLimiter` no larger than the pool, so
+requests queue here and never inside httpcore), a rate-limit token, the exchange under
+the call's deadline, then error mapping or decoding. Between attempts: a retry decision
+by `RetryPolicy` and a backoff sleep taken with `anyio.sleep` (backoff's own async
+decorator sleeps with asyncio and breaks under trio, so only its generators are used).
+
+The call's deadline (`timeout`, 30 s by default) covers the exchanges and the sleeps
+between them, so a body that drips slowly cannot hold a call past its timeout. Waiting
+for a token or a connection slot is queueing, not work, and is not charged to it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import json
+import logging
+import math
+import platform
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import anyio
+import attrs
+import backoff
+import httpx
+
+from . import _errors
+from ._convert import structure
+from ._limits import RateClass
+from ._ratelimit import RateLimiter
+from ._settings import Settings
+
+__all__ = ["APIResponse", "Pipeline", "RetryPolicy", "backoff_delays", "parse_retry_after"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("codegen_async")
+
+MAX_RETRY_AFTER = 60.0
+DEFAULT_MAX_CONNECTIONS = 10
+
+_RETRY_STATUS_IDEMPOTENT = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class RetryPolicy(enum.Enum):
+    """What may be retried after a failure."""
+
+    IDEMPOTENT = "idempotent"  # GET, PUT, PATCH and flag-setting POSTs: anything transient
+    UNSAFE = "unsafe"  # creating POSTs: only failures that prove nothing was processed
+
+
+@attrs.frozen
+class APIResponse:
+    """A finished exchange: what came back and what it took."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    request_id: str | None
+    retries: int
+    elapsed: float
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def backoff_delays(cap: float = 8.0, base: float = 0.5) -> Iterator[float]:
+    """Delays `min(cap, base * 2**n) * U(0.5, 1)`, n = 0, 1, ..., from backoff's generators."""
+    expo = backoff.expo(base=2, factor=base, max_value=cap)
+    next(expo)  # backoff's wait generators are primed with one send(None)
+    for value in expo:
+        half = value / 2
+        yield half + backoff.full_jitter(half)
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds the server asked us to wait: `retry-after-ms`, else `Retry-After` (seconds
+    or an HTTP date); None when absent or unreadable."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            ms = float(raw_ms)
+        except ValueError:
+            ms = math.nan
+        if math.isfinite(ms) and ms >= 0:
+            return ms / 1000.0
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        current = datetime.now(timezone.utc).timestamp() if now is None else now
+        return max(0.0, when.timestamp() - current)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def user_agent(extra: str | None) -> str:
+    from . import __version__
+
+    ua = f"codegen-async/{__version__} Python/{platform.python_version()} httpx/{httpx.__version__}"
+    return f"{ua} {extra}" if extra else ua
+
+
+def _error_message(body: object, status_code: int) -> str:
+    if isinstance(body, dict):
+        message = body.get("message")
+        if isinstance(message, str) and message:
+            return message
+        detail = body.get("detail")
+        if isinstance(detail, str) and detail:
+            return detail
+        if isinstance(detail, list) and detail:
+            parts = []
+            for item in detail:
+                if isinstance(item, dict):
+                    loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                    parts.append(f"{loc}: {item.get('msg', '')}" if loc else str(item.get("msg")))
+            if parts:
+                return "; ".join(parts)
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:500]
+    return f"HTTP {status_code}"
+
+
+def _decode_json(response: APIResponse) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise _errors.ResponseValidationError(
+            f"response is not JSON ({exc})", body=response.content[:200]
+        ) from None
+
+
+def _decode_error_body(content: bytes) -> object:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return content.decode("utf-8", "replace")
+
+
+def _should_retry_header(headers: httpx.Headers) -> bool | None:
+    value = headers.get("x-should-retry")
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    return None
+
+
+# Transport failures that prove the request never reached the server's handler.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@attrs.define
+class _Budget:
+    """Seconds of exchange and backoff a call may still spend."""
+
+    remaining: float
+
+
+class _Retry(Exception):
+    """Internal: this attempt failed in a retryable way; `error` is what to raise if not."""
+
+    def __init__(self, error: _errors.CodegenError, delay: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.delay = delay
+
+
+class Pipeline:
+    """Sends requests for one client. Owns its httpx client unless one was given."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        limiter: RateLimiter,
+        http_client: httpx.AsyncClient | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._base = settings.base_url
+        self._limiter = limiter
+        self._sleep = sleep
+        self._clock = clock
+        self._owns_client = http_client is None
+        headers = {
+            "Authorization": f"Bearer {settings.api_key}",
+            "User-Agent": user_agent(settings.user_agent),
+            "Accept": "application/json",
+        }
+        if http_client is None:
+            http_client = httpx.AsyncClient(
+                headers=headers,
+                timeout=settings.timeout,
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
+            )
+            self._headers: dict[str, str] | None = None
+        else:
+            self._headers = headers
+        self._client = http_client
+        self._slots = anyio.CapacityLimiter(max_connections)
+        total = settings.timeout
+        self._deadline = max(
+            (t for t in (total.connect, total.read, total.write, total.pool) if t is not None),
+            default=math.inf,
+        )
+
+    @property
+    def http_client(self) -> httpx.AsyncClient:
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        cast: type[T],
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: object = None,
+        rate_class: RateClass = RateClass.STANDARD,
+        retry: RetryPolicy | None = None,
+    ) -> T:
+        """Send, retry as the policy allows, map errors, and decode the body into `cast`."""
+        response = await self.request(
+            method, path, params=params, json_body=json_body, rate_class=rate_class, retry=retry
+        )
+        return structure(_decode_json(response), cast)
+
+    async def call_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: object = None,
+        rate_class: RateClass = RateClass.STANDARD,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
+        """Like `call`, for operations whose answer is free-form JSON."""
+        response = await self.request(
+            method, path, params=params, json_body=json_body, rate_class=rate_class, retry=retry
+        )
+        return _decode_json(response)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: object = None,
+        rate_class: RateClass = RateClass.STANDARD,
+        retry: RetryPolicy | None = None,
+    ) -> APIResponse:
+        """One call: attempts under one deadline, retried as `retry` allows; 2xx or raise."""
+        if retry is None:
+            retry = RetryPolicy.UNSAFE if method == "POST" else RetryPolicy.IDEMPOTENT
+        url = self._base + path
+        budget = _Budget(self._deadline)
+        delays = backoff_delays()
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(
+                    method, url, params, json_body, rate_class, retry, budget, attempt
+                )
+            except _Retry as decision:
+                delay = next(delays) if decision.delay is None else decision.delay
+                if attempt >= self.settings.max_retries or delay >= budget.remaining:
+                    raise decision.error from None
+                logger.debug("retry %s %s in %.2fs after: %s", method, path, delay, decision.error)
+                await self._sleep(delay)
+                budget.remaining -= delay
+                attempt += 1
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json_body: object,
+        rate_class: RateClass,
+        retry: RetryPolicy,
+        budget: _Budget,
+        attempt: int,
+    ) -> APIResponse:
+        bucket = self._limiter.bucket(rate_class)
+        async with self._slots:
+            if bucket is not None:
+                await bucket.acquire()
+            sent = self._clock()
+            try:
+                response = await self._exchange(method, url, params, json_body, budget, retry)
+            finally:
+                elapsed = self._clock() - sent
+                budget.remaining -= elapsed
+                if bucket is not None:
+                    bucket.release()
+        request_id = response.headers.get("x-request-id")
+        if response.status_code < 400:
+            return APIResponse(
+                response.status_code,
+                response.headers,
+                response.content,
+                request_id,
+                attempt,
+                elapsed,
+            )
+        error = self._status_error(response, request_id)
+        if isinstance(error, _errors.RateLimitError) and bucket is not None:
+            bucket.slow_down(error.retry_after)
+        self._decide_status_retry(error, response.headers, retry)
+        raise error
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json_body: object,
+        budget: _Budget,
+        retry: RetryPolicy,
+    ) -> httpx.Response:
+        """Send and read the whole body within the budget; map transport failures."""
+        limit = budget.remaining
+        try:
+            with anyio.fail_after(limit if math.isfinite(limit) else None):
+                return await self._client.request(
+                    method, url, params=params, json=json_body, headers=self._headers
+                )
+        except TimeoutError:
+            error: _errors.APIConnectionError = _errors.APITimeoutError(
+                f"{method} {url} did not finish within {limit:.3g}s"
+            )
+            if retry is RetryPolicy.IDEMPOTENT:
+                raise _Retry(error) from None
+            raise error from None
+        except httpx.TimeoutException as exc:
+            error = _errors.APITimeoutError(f"{method} {url} timed out: {type(exc).__name__}")
+            if retry is RetryPolicy.IDEMPOTENT or isinstance(exc, _NOT_SENT):
+                raise _Retry(error) from exc
+            raise error from exc
+        except httpx.TransportError as exc:
+            error = _errors.APIConnectionError(
+                f"{method} {url} failed: {type(exc).__name__}: {exc}"
+            )
+            if retry is RetryPolicy.IDEMPOTENT or isinstance(exc, _NOT_SENT):
+                raise _Retry(error) from exc
+            raise error from exc
+
+    def _status_error(
+        self, response: httpx.Response, request_id: str | None
+    ) -> _errors.APIStatusError:
+        body = _decode_error_body(response.content)
+        retry_after = parse_retry_after(response.headers) if response.status_code == 429 else None
+        return _errors.status_error(
+            response.status_code,
+            _error_message(body, response.status_code),
+            body=body,
+            request_id=request_id,
+            headers=dict(response.headers),
+            retry_after=retry_after,
+        )
+
+    def _decide_status_retry(
+        self, error: _errors.APIStatusError, headers: httpx.Headers, retry: RetryPolicy
+    ) -> None:
+        """Raise `_Retry` when this status may be tried again; return to raise `error`."""
+        status = error.status_code
+        override = _should_retry_header(headers)
+        if override is False:
+            return
+        retry_after = error.retry_after if isinstance(error, _errors.RateLimitError) else None
+        if retry_after is not None and retry_after > MAX_RETRY_AFTER:
+            return
+        retryable = status == 429 or (
+            retry is RetryPolicy.IDEMPOTENT and status in _RETRY_STATUS_IDEMPOTENT
+        )
+        if retryable or override is True:
+            raise _Retry(error, retry_after)

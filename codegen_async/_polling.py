@@ -1,0 +1,341 @@
+"""One poller per client: every awaited run is refreshed by a shared, coalescing schedule.
+
+There is no background task. The poller is shared state (the awaited runs, each with its
+next due time), and whichever waiter finds nobody refreshing becomes the *leader*: it
+sleeps until the earliest due time, refreshes every run that is due in one cycle, and
+wakes the waiters whose runs changed. When the leader leaves (its run finished, it timed
+out, or it was cancelled) it hands the role to another waiter. So nothing can outlive its
+caller, cancellation needs no cleanup beyond a `finally`, and it works the same with or
+without `async with client`, under asyncio and trio.
+
+A cycle with several due runs reads the newest-first list of the caller's API runs,
+100 per page, until the oldest due run has been seen (at most one page per due run);
+runs not found there are fetched one by one. K awaited runs cost about ceil(span/100)
+requests per cycle instead of K.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Protocol
+
+import anyio
+
+from . import _errors
+from ._limits import PollPolicy
+from .models import AgentRun, Page, SourceType
+
+__all__ = ["Poller", "RunSource"]
+
+logger = logging.getLogger("codegen_async")
+
+_PAGE = 100
+# Errors that end a wait: polling again cannot make them go away.
+_FATAL = (
+    _errors.NotFoundError,
+    _errors.PermissionDeniedError,
+    _errors.AuthenticationError,
+    _errors.BadRequestError,
+    _errors.ValidationError,
+    _errors.ResponseValidationError,
+)
+
+
+class RunSource(Protocol):
+    """What the poller reads runs through (the client's `agent_runs`, and the caller's id)."""
+
+    async def get(self, run_id: int) -> AgentRun: ...
+
+    async def list_page(
+        self, *, user_id: int | None, source_type: SourceType | str | None, skip: int, limit: int
+    ) -> Page[AgentRun]: ...
+
+
+class _Subscriber:
+    """One waiting caller: woken when a run it watches changes status, or when poked."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+
+    def wake(self) -> None:
+        self.event.set()
+
+    async def sleep(self) -> None:
+        await self.event.wait()
+        self.event = anyio.Event()
+
+
+class _Watch:
+    """One awaited run: its last snapshot, its schedule and who waits for it."""
+
+    __slots__ = ("due", "error", "interval", "run_id", "snapshot", "subscribers")
+
+    def __init__(self, run_id: int, snapshot: AgentRun | None, due: float, interval: float) -> None:
+        self.run_id = run_id
+        self.snapshot = snapshot
+        self.due = due
+        self.interval = interval
+        self.error: Exception | None = None
+        self.subscribers: list[_Subscriber] = []
+
+    @property
+    def done(self) -> bool:
+        return self.error is not None or (self.snapshot is not None and self.snapshot.is_terminal)
+
+    def update(self, run: AgentRun) -> None:
+        old = self.snapshot
+        self.snapshot = run
+        if old is None or old.status != run.status:
+            for sub in self.subscribers:
+                sub.wake()
+
+    def fail(self, error: Exception) -> None:
+        self.error = error
+        for sub in self.subscribers:
+            sub.wake()
+
+
+class Poller:
+    """The awaited runs of one client and the schedule that refreshes them."""
+
+    def __init__(
+        self,
+        source: RunSource,
+        caller_id: Callable[[], Awaitable[int | None]],
+        policy: PollPolicy,
+        *,
+        clock: Callable[[], float] = anyio.current_time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._source = source
+        self._caller_id = caller_id
+        self.policy = policy
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._watches: dict[int, _Watch] = {}
+        self._leading = False
+        self._reschedule = anyio.Event()
+        self.stats = {"cycles": 0, "gets": 0, "list_pages": 0}
+
+    @property
+    def watched(self) -> int:
+        """How many runs are being awaited now."""
+        return len(self._watches)
+
+    # -- the public waits ---------------------------------------------------------------
+
+    async def wait(
+        self,
+        run: AgentRun | int,
+        *,
+        timeout: float | None = None,
+        raise_on_failure: bool = False,
+        on_update: Callable[[AgentRun], object] | None = None,
+    ) -> AgentRun:
+        """Return the run once it is terminal (see `AgentRuns.wait`)."""
+        _check_timeout(timeout)
+        sub = _Subscriber()
+        watch = self._subscribe(run, sub)
+        seen = None
+        try:
+            with anyio.fail_after(timeout):
+                while True:
+                    snapshot = watch.snapshot
+                    if on_update is not None and snapshot is not None and snapshot.status != seen:
+                        seen = snapshot.status
+                        on_update(snapshot)
+                    if watch.error is not None:
+                        raise watch.error
+                    if snapshot is not None and snapshot.is_terminal:
+                        break
+                    await self._wait_or_lead(sub)
+        except TimeoutError:
+            raise _errors.WaitTimeoutError(
+                f"agent run {watch.run_id} not finished after {timeout}s", run=watch.snapshot
+            ) from None
+        finally:
+            self._unsubscribe(watch, sub)
+        assert snapshot is not None
+        if raise_on_failure and not snapshot.succeeded:
+            raise _errors.AgentRunFailedError(snapshot)
+        return snapshot
+
+    async def as_completed(
+        self, runs: Iterable[AgentRun | int], *, timeout: float | None = None
+    ) -> AsyncIterator[AgentRun]:
+        """Yield each run once, as it becomes terminal."""
+        _check_timeout(timeout)
+        deadline = math.inf if timeout is None else self._clock() + timeout
+        sub = _Subscriber()
+        pending: dict[int, _Watch] = {}
+        try:
+            for run in runs:
+                watch = self._subscribe(run, sub)
+                pending.setdefault(watch.run_id, watch)
+            while pending:
+                finished = [w for w in pending.values() if w.done]
+                for watch in finished:
+                    del pending[watch.run_id]
+                    self._unsubscribe(watch, sub)
+                    if watch.error is not None:
+                        raise watch.error
+                    assert watch.snapshot is not None
+                    yield watch.snapshot
+                if not pending or finished:
+                    continue
+                try:
+                    with anyio.fail_after(deadline - self._clock()):
+                        await self._wait_or_lead(sub)
+                except TimeoutError:
+                    ids = ", ".join(str(i) for i in sorted(pending))
+                    oldest = next(iter(pending.values())).snapshot
+                    raise _errors.WaitTimeoutError(
+                        f"agent runs not finished after {timeout}s: {ids}", run=oldest
+                    ) from None
+        finally:
+            for watch in pending.values():
+                self._unsubscribe(watch, sub)
+
+    # -- watches ------------------------------------------------------------------------
+
+    def _subscribe(self, run: AgentRun | int, sub: _Subscriber) -> _Watch:
+        snapshot = run if isinstance(run, AgentRun) else None
+        run_id = snapshot.id if snapshot is not None else _run_id(run)
+        watch = self._watches.get(run_id)
+        if watch is None:
+            now = self._clock()
+            # A run we have never seen is checked at once; a fresh snapshot after `first`.
+            due = now if snapshot is None else now + self._jittered(self.policy.first)
+            watch = _Watch(run_id, snapshot, due, self.policy.first)
+            self._watches[run_id] = watch
+            self._reschedule.set()
+        elif snapshot is not None and watch.snapshot is None:
+            watch.snapshot = snapshot
+        watch.subscribers.append(sub)
+        return watch
+
+    def _unsubscribe(self, watch: _Watch, sub: _Subscriber) -> None:
+        if sub in watch.subscribers:
+            watch.subscribers.remove(sub)
+        if not watch.subscribers and self._watches.get(watch.run_id) is watch:
+            del self._watches[watch.run_id]
+        if not self._leading and sub.event.is_set():
+            self._hand_off(sub)  # it may have been poked to lead: pass that on
+
+    # -- leading ------------------------------------------------------------------------
+
+    async def _wait_or_lead(self, sub: _Subscriber) -> None:
+        """Return when something `sub` watches changed (or it was poked to lead)."""
+        if self._leading:
+            await sub.sleep()
+            return
+        self._leading = True
+        try:
+            await self._lead(sub)
+        finally:
+            self._leading = False
+            self._hand_off(sub)
+
+    async def _lead(self, sub: _Subscriber) -> None:
+        """Run refresh cycles until one of `sub`'s runs changes."""
+        while not sub.event.is_set():
+            now = self._clock()
+            due = min((w.due for w in self._watches.values() if not w.done), default=math.inf)
+            if due > now:
+                reschedule = self._reschedule = anyio.Event()
+                with anyio.move_on_after(due - now):
+                    await reschedule.wait()
+                continue
+            await self._cycle()
+        sub.event = anyio.Event()
+
+    def _hand_off(self, leaving: _Subscriber) -> None:
+        """Poke one other waiter so it takes over the refreshing."""
+        for watch in self._watches.values():
+            for sub in watch.subscribers:
+                if sub is not leaving:
+                    sub.wake()
+                    return
+
+    # -- one refresh cycle --------------------------------------------------------------
+
+    async def _cycle(self) -> None:
+        now = self._clock()
+        due = [w for w in self._watches.values() if not w.done and w.due - now <= 0.3 * w.interval]
+        if not due:
+            return
+        self.stats["cycles"] += 1
+        remaining = {w.run_id: w for w in due}
+        if len(due) > 1:
+            await self._refresh_from_list(remaining)
+        for watch in list(remaining.values()):
+            await self._refresh_one(watch)
+        for watch in due:
+            self._schedule(watch)
+
+    async def _refresh_from_list(self, remaining: dict[int, _Watch]) -> None:
+        """Read the caller's newest API runs until every due run is seen or passed."""
+        try:
+            user_id = await self._caller_id()
+        except _errors.APIStatusError as exc:
+            logger.debug("poller: cannot read caller id, falling back to GETs: %s", exc)
+            return
+        oldest = min(remaining)
+        skip = 0
+        for _ in range(len(remaining)):
+            try:
+                page = await self._source.list_page(
+                    user_id=user_id, source_type=SourceType.API, skip=skip, limit=_PAGE
+                )
+            except (_errors.APIStatusError, _errors.APIConnectionError) as exc:
+                logger.debug("poller: list refresh failed, falling back to GETs: %s", exc)
+                return
+            self.stats["list_pages"] += 1
+            for run in page.items:
+                watch = self._watches.get(run.id)
+                if watch is not None:
+                    watch.update(run)
+                    remaining.pop(run.id, None)
+            skip += len(page.items)
+            if not remaining or not page.items or skip >= page.total or page.items[-1].id <= oldest:
+                return
+
+    async def _refresh_one(self, watch: _Watch) -> None:
+        self.stats["gets"] += 1
+        try:
+            run = await self._source.get(watch.run_id)
+        except _FATAL as exc:
+            watch.fail(exc)
+        except (_errors.APIStatusError, _errors.APIConnectionError) as exc:
+            logger.debug("poller: refresh of run %s failed, will retry: %s", watch.run_id, exc)
+        else:
+            watch.update(run)
+
+    def _schedule(self, watch: _Watch) -> None:
+        policy = self.policy
+        watch.due = self._clock() + self._jittered(watch.interval)
+        watch.interval = min(policy.maximum, watch.interval * policy.factor)
+
+    def _jittered(self, seconds: float) -> float:
+        spread = self.policy.jitter
+        return seconds * (1.0 + self._rng.uniform(-spread, spread)) if spread else seconds
+
+
+def _run_id(run: object) -> int:
+    if not isinstance(run, int) or isinstance(run, bool):
+        raise TypeError(f"run must be an AgentRun or an int id, got {type(run).__name__}")
+    if run <= 0:
+        raise ValueError(f"run id must be > 0, got {run}")
+    return run
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is None:
+        return
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:
+        raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")

@@ -1,0 +1,450 @@
+"""Client settings: argument > environment > config file > default, resolved and validated once.
+
+`resolve_settings()` picks each setting from the first place that has it, checks the
+winning value, and returns a frozen `Settings` that records where every value came from.
+Errors are `ConfigurationError`s naming the setting and its source; the API key itself
+never appears in a message, a warning or a repr.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import os
+import stat
+import sys
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeVar
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+import attrs
+import httpx
+
+from ._constants import DEFAULT_BASE_URL
+from ._errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "InsecureConfigFileWarning",
+    "Settings",
+    "default_config_paths",
+    "is_loopback_host",
+    "resolve_settings",
+]
+
+DEFAULT_TIMEOUT: Final = 30.0
+DEFAULT_MAX_RETRIES: Final = 3
+
+ENV_API_KEY: Final = "CODEGEN_API_KEY"
+ENV_TOKEN: Final = "CODEGEN_TOKEN"
+ENV_ORG_ID: Final = "CODEGEN_ORG_ID"
+ENV_BASE_URL: Final = "CODEGEN_BASE_URL"
+ENV_TIMEOUT: Final = "CODEGEN_TIMEOUT"
+ENV_MAX_RETRIES: Final = "CODEGEN_MAX_RETRIES"
+ENV_USER_AGENT: Final = "CODEGEN_USER_AGENT"
+
+_KEY_FILE_KEYS: Final = ("api_key", "token")
+_SOURCE_ARGUMENT: Final = "argument"
+_SOURCE_DEFAULT: Final = "default"
+_SHOWN_CHARS: Final = 60
+_T = TypeVar("_T")
+
+
+class InsecureConfigFileWarning(UserWarning):
+    """A config file holding an API key can be read by other users."""
+
+
+@attrs.frozen
+class Settings:
+    """Resolved, validated client settings. Build it with `resolve_settings()`.
+
+    `org_id` None means: resolve it later from the caller's first organization.
+    `user_agent` is an extra product token appended to the SDK's own User-Agent.
+    `sources` maps each setting name to where its value came from.
+    """
+
+    api_key: str = attrs.field(repr=False)
+    org_id: int | None
+    base_url: str
+    timeout: httpx.Timeout
+    max_retries: int
+    user_agent: str | None = None
+    sources: dict[str, str] = attrs.field(factory=dict)
+
+
+def default_config_paths() -> tuple[Path, ...]:
+    """The config files looked at when none are given, in order of precedence."""
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):
+        return ()
+    return (home / ".config" / "codegen-sh" / "auth.json", home / ".codegen" / "config.json")
+
+
+def resolve_settings(
+    *,
+    api_key: str | None = None,
+    org_id: int | str | None = None,
+    base_url: str | None = None,
+    timeout: float | httpx.Timeout | None = None,
+    max_retries: int | None = None,
+    user_agent: str | None = None,
+    env: Mapping[str, str] | None = None,
+    config_paths: Sequence[Path] | None = None,
+) -> Settings:
+    """Resolve every setting from argument > environment > config file > default and check it."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+    paths = (
+        default_config_paths()
+        if config_paths is None
+        else tuple(Path(p).expanduser() for p in config_paths)
+    )
+    files = _ConfigFiles(paths)
+    sources: dict[str, str] = {}
+
+    found_key = _pick(api_key, environ, (ENV_API_KEY, ENV_TOKEN), files, _KEY_FILE_KEYS)
+    if found_key is None:
+        raise ConfigurationError(_missing_key_message(paths))
+    key = _record(sources, "api_key", found_key, _parse_api_key)
+
+    found = _pick(org_id, environ, (ENV_ORG_ID,), files, ("org_id",))
+    org = _record(sources, "org_id", found or (None, _SOURCE_DEFAULT), _optional(_parse_org_id))
+
+    found = _pick(base_url, environ, (ENV_BASE_URL,), files, ("base_url",))
+    url = _record(sources, "base_url", found or (DEFAULT_BASE_URL, _SOURCE_DEFAULT), _parse_url)
+
+    found = _pick(timeout, environ, (ENV_TIMEOUT,), files, ())
+    limit = _record(sources, "timeout", found or (DEFAULT_TIMEOUT, _SOURCE_DEFAULT), _parse_timeout)
+
+    found = _pick(max_retries, environ, (ENV_MAX_RETRIES,), files, ())
+    retries = _record(
+        sources, "max_retries", found or (DEFAULT_MAX_RETRIES, _SOURCE_DEFAULT), _parse_retries
+    )
+
+    found = _pick(user_agent, environ, (ENV_USER_AGENT,), files, ())
+    agent = _record(
+        sources, "user_agent", found or (None, _SOURCE_DEFAULT), _optional(_parse_user_agent)
+    )
+    return Settings(
+        api_key=key,
+        org_id=org,
+        base_url=url,
+        timeout=limit,
+        max_retries=retries,
+        user_agent=agent,
+        sources=sources,
+    )
+
+
+# --- picking a value -------------------------------------------------------------------
+
+
+def _pick(
+    argument: object,
+    env: Mapping[str, str],
+    env_names: Sequence[str],
+    files: _ConfigFiles,
+    file_keys: Sequence[str],
+) -> tuple[object, str] | None:
+    """The first (value, source) among argument, env vars, config files; None if unset."""
+    if argument is not None:
+        return argument, _SOURCE_ARGUMENT
+    for name in env_names:
+        value = env.get(name)
+        if value:
+            return value, f"env {name}"
+    if file_keys:
+        return files.lookup(file_keys)
+    return None
+
+
+def _record(
+    sources: dict[str, str],
+    name: str,
+    found: tuple[object, str],
+    parse: Callable[[object, str], _T],
+) -> _T:
+    """Check the value picked for `name` and note its source."""
+    value, source = found
+    sources[name] = source
+    return parse(value, source)
+
+
+def _optional(parse: Callable[[object, str], _T]) -> Callable[[object, str], _T | None]:
+    """A parser that passes None (the unset default) through unchecked."""
+
+    def parse_optional(value: object, source: str) -> _T | None:
+        return None if value is None else parse(value, source)
+
+    return parse_optional
+
+
+def _missing_key_message(paths: Sequence[Path]) -> str:
+    places = [
+        "the api_key argument",
+        f"env {ENV_API_KEY}",
+        f"env {ENV_TOKEN}",
+        *(f"config file {p} (keys 'api_key' or 'token')" for p in paths),
+    ]
+    return "api_key is not set; looked in: " + ", ".join(places)
+
+
+class _ConfigFiles:
+    """The config files in order of precedence, each read at most once and only when needed."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._paths = tuple(paths)
+        self._loaded: dict[Path, dict[str, Any] | None] = {}
+
+    def lookup(self, keys: Sequence[str]) -> tuple[object, str] | None:
+        """The first file's value for the first of `keys` it has (null and "" count as unset)."""
+        for path in self._paths:
+            data = self._load(path)
+            if data is None:
+                continue
+            for key in keys:
+                value = data.get(key)
+                if value is not None and value != "":
+                    return value, f"config file {path}"
+        return None
+
+    def _load(self, path: Path) -> dict[str, Any] | None:
+        if path not in self._loaded:
+            self._loaded[path] = _read_config_file(path)
+        return self._loaded[path]
+
+
+def _read_config_file(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`, or None if there is no such file."""
+    try:
+        with path.open("rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            raw = handle.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except IsADirectoryError:
+        raise ConfigurationError(f"config file {path} is a directory, not a JSON file") from None
+    except OSError as exc:
+        raise ConfigurationError(f"config file {path} cannot be read: {exc.strerror}") from None
+    data = _decode_json(raw, path)
+    if _holds_key(data) and os.name == "posix" and stat.S_IMODE(mode) & 0o077:
+        warnings.warn(
+            f"config file {path} holds an API key and can be read by other users "
+            f"(mode {stat.S_IMODE(mode):03o}); run: chmod 600 {path}",
+            InsecureConfigFileWarning,
+            stacklevel=_caller_stacklevel(),
+        )
+    return data
+
+
+def _decode_json(raw: bytes, path: Path) -> dict[str, Any]:
+    """Parse a config file's bytes; the error never quotes the file's content."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise ConfigurationError(f"config file {path} is not valid JSON ({where})") from None
+    except ValueError:  # undecodable bytes
+        raise ConfigurationError(f"config file {path} is not valid JSON text") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(
+            f"config file {path} must hold a JSON object, not {_json_type(data)}"
+        )
+    return data
+
+
+def _holds_key(data: Mapping[str, Any]) -> bool:
+    return any(isinstance(data.get(k), str) and data.get(k) for k in _KEY_FILE_KEYS)
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "null"
+
+
+def _caller_stacklevel() -> int:
+    """The stacklevel that points a warning at the first frame outside this SDK."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and _is_sdk_module(str(frame.f_globals.get("__name__", ""))):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def _is_sdk_module(name: str) -> bool:
+    return any(
+        name == pkg or name.startswith(pkg + ".") for pkg in ("codegen_async", "codegen_sync")
+    )
+
+
+# --- checking a value ------------------------------------------------------------------
+
+
+def _show(value: object) -> str:
+    """A short repr of a (non-secret) bad value for an error message."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def _is_header_safe(text: str, *, allow_space: bool) -> bool:
+    low = " " if allow_space else "!"
+    return all(low <= ch <= "~" for ch in text)
+
+
+def _parse_api_key(value: object, source: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"api_key from {source} must be a string, not {type(value).__name__}"
+        )
+    if not value:
+        raise ConfigurationError(f"api_key from {source} is empty")
+    if not _is_header_safe(value, allow_space=False):
+        raise ConfigurationError(
+            f"api_key from {source} contains whitespace, a line break or a character not "
+            "allowed in an HTTP header (the key is not shown)"
+        )
+    return value
+
+
+def _is_text_argument(value: object, source: str) -> bool:
+    """A string passed as an argument where a number is expected (text is for env and files)."""
+    return isinstance(value, str) and source == _SOURCE_ARGUMENT
+
+
+def _parse_digits(value: object) -> int | None:
+    """An int from an int or a string of ASCII digits; None if it is neither (bool is neither)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit():
+            return int(text)
+    return None
+
+
+def _parse_org_id(value: object, source: str) -> int:
+    number = _parse_digits(value)
+    if number is None or number <= 0:
+        raise ConfigurationError(
+            f"org_id from {source} must be a positive integer, got {_show(value)}"
+        )
+    return number
+
+
+def _parse_retries(value: object, source: str) -> int:
+    number = None if _is_text_argument(value, source) else _parse_digits(value)
+    if number is None or number < 0:
+        raise ConfigurationError(
+            f"max_retries from {source} must be a non-negative integer, got {_show(value)}"
+        )
+    return number
+
+
+def _parse_timeout(value: object, source: str) -> httpx.Timeout:
+    if isinstance(value, httpx.Timeout):
+        return value
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and not _is_text_argument(value, source):
+        try:
+            seconds = float(value.strip())
+        except ValueError:
+            seconds = None
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigurationError(
+            f"timeout from {source} must be a positive finite number of seconds "
+            f"or an httpx.Timeout, got {_show(value)}"
+        )
+    return httpx.Timeout(seconds)
+
+
+def _parse_user_agent(value: object, source: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"user_agent from {source} must be a string, not {type(value).__name__}"
+        )
+    text = value.strip()
+    if not text or not _is_header_safe(text, allow_space=True):
+        raise ConfigurationError(
+            f"user_agent from {source} must be non-empty printable ASCII, got {_show(value)}"
+        )
+    return text
+
+
+def _parse_url(value: object, source: str) -> str:
+    """Check a base URL and normalize it: no trailing slash, no trailing /v1."""
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"base_url from {source} must be a string, not {type(value).__name__}"
+        )
+    try:
+        parts = urlsplit(value.strip())
+        host = parts.hostname
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        raise ConfigurationError(
+            f"base_url from {source} is not a valid URL: {_show(_redact(value))}"
+        ) from None
+    shown = _redact(value.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ConfigurationError(f"base_url from {source} must use http or https, got {shown!r}")
+    if not host:
+        raise ConfigurationError(f"base_url from {source} has no host: {shown!r}")
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"base_url from {source} must not have a query or fragment")
+    if scheme == "http" and not is_loopback_host(host):
+        raise ConfigurationError(
+            f"base_url from {source} is {shown!r}: refusing to send the API key over plain "
+            "http to a host that is not loopback; use https"
+        )
+    url = _strip_version(parts, scheme)
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ConfigurationError(f"base_url from {source} is not a valid URL ({exc})") from None
+    return url
+
+
+def _strip_version(parts: SplitResult, scheme: str) -> str:
+    path = parts.path.rstrip("/")
+    if path.endswith("/v1"):
+        path = path[: -len("/v1")].rstrip("/")
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def _redact(url: str) -> str:
+    """The URL with any user:password part masked, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}{sep}{authority}{slash}{tail}"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost, *.localhost, 127.0.0.0/8 and ::1 (brackets allowed)."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

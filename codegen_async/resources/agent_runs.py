@@ -1,0 +1,191 @@
+"""Agent runs: create, read, list, resume, logs, and waiting for them to finish."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .. import _validate
+from .._constants import IDEMPOTENCY_METADATA_KEY
+from .._http import Pipeline, RetryPolicy
+from .._limits import RateClass
+from .._pagination import check_page_args, paginate
+from ..models import AgentRun, AgentRunLog, AgentRunWithLogs, AgentType, Page, SourceType
+from ._base import Resource
+
+if TYPE_CHECKING:
+    from .._polling import Poller
+
+__all__ = ["AgentRuns", "run_id_of"]
+
+
+def run_id_of(run: AgentRun | int) -> int:
+    """The id of a run given as a model or an id."""
+    if isinstance(run, AgentRun):
+        return run.id
+    return _validate.positive_int("run_id", run)
+
+
+class AgentRuns(Resource):
+    __slots__ = ("_poller",)
+
+    def __init__(
+        self, http: Pipeline, org_id: Callable[[], Awaitable[int]], poller: Callable[[], Poller]
+    ) -> None:
+        super().__init__(http, org_id)
+        self._poller = poller
+
+    async def create(
+        self,
+        prompt: str,
+        *,
+        repo_id: int | None = None,
+        model: str | None = None,
+        agent_type: AgentType | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        images: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> AgentRun:
+        """Start an agent run on `prompt`; returns at once with the new run (usually PENDING).
+
+        The run's `metadata` carries a client token (`idempotency_key`, generated when not
+        given) under the key `codegen_sdk_idempotency_key`.
+        """
+        body: dict[str, Any] = {"prompt": _validate.text("prompt", prompt)}
+        if repo_id is not None:
+            body["repo_id"] = _validate.positive_int("repo_id", repo_id)
+        if model is not None:
+            body["model"] = _validate.text("model", model)
+        if agent_type is not None:
+            body["agent_type"] = _validate.agent_type(agent_type)
+        if images is not None:
+            body["images"] = _validate.data_uris(images)
+        meta = _validate.json_object("metadata", metadata) or {}
+        key = uuid.uuid4().hex if idempotency_key is None else idempotency_key
+        meta[IDEMPOTENCY_METADATA_KEY] = _validate.text("idempotency_key", key)
+        body["metadata"] = meta
+        path = await self._org_path("/agent/run")
+        return await self._http.call(
+            "POST", path, AgentRun, json_body=body, rate_class=RateClass.CREATE
+        )
+
+    async def get(self, run_id: int) -> AgentRun:
+        """The run as it is now."""
+        run_id = _validate.positive_int("run_id", run_id)
+        return await self._http.call("GET", await self._org_path(f"/agent/run/{run_id}"), AgentRun)
+
+    async def list_page(
+        self,
+        *,
+        user_id: int | None = None,
+        source_type: SourceType | str | None = None,
+        skip: int = 0,
+        limit: int = 100,
+    ) -> Page[AgentRun]:
+        """One page of the organization's runs, newest first."""
+        check_page_args(skip, limit)
+        params: dict[str, Any] = {"skip": skip, "limit": limit}
+        if user_id is not None:
+            params["user_id"] = _validate.positive_int("user_id", user_id)
+        if source_type is not None:
+            params["source_type"] = SourceType(source_type).value
+        path = await self._org_path("/agent/runs")
+        return await self._http.call("GET", path, Page[AgentRun], params=params)
+
+    def list(
+        self, *, user_id: int | None = None, source_type: SourceType | str | None = None
+    ) -> AsyncIterator[AgentRun]:
+        """Every run of the organization, newest first, each once."""
+        return paginate(
+            lambda skip, limit: self.list_page(
+                user_id=user_id, source_type=source_type, skip=skip, limit=limit
+            ),
+            key=lambda run: run.id,
+        )
+
+    async def resume(
+        self, run_id: int, prompt: str, *, images: Iterable[str] | None = None
+    ) -> AgentRun:
+        """Send a finished or paused run a new prompt; it runs again."""
+        body: dict[str, Any] = {
+            "agent_run_id": _validate.positive_int("run_id", run_id),
+            "prompt": _validate.text("prompt", prompt),
+        }
+        if images is not None:
+            body["images"] = _validate.data_uris(images)
+        path = await self._org_path("/agent/run/resume")
+        return await self._http.call("POST", path, AgentRun, json_body=body)
+
+    async def ban_checks(self, run_id: int) -> Any:
+        """Stop processing CI check events for the run's PR, and stop its agents."""
+        return await self._stop("/agent/run/ban", run_id)
+
+    async def unban_checks(self, run_id: int) -> Any:
+        """Process CI check events for the run's PR again."""
+        return await self._stop("/agent/run/unban", run_id)
+
+    async def remove_from_pr(self, run_id: int) -> Any:
+        """Remove Codegen from the run's PR (same effect as `ban_checks`)."""
+        return await self._stop("/agent/run/remove-from-pr", run_id)
+
+    async def _stop(self, suffix: str, run_id: int) -> Any:
+        body = {"agent_run_id": _validate.positive_int("run_id", run_id)}
+        return await self._http.call_json(
+            "POST", await self._org_path(suffix), json_body=body, retry=RetryPolicy.IDEMPOTENT
+        )
+
+    async def logs_page(
+        self, run_id: int, *, skip: int = 0, limit: int = 100, reverse: bool = False
+    ) -> AgentRunWithLogs:
+        """The run with one page of its logs (oldest first unless `reverse`)."""
+        run_id = _validate.positive_int("run_id", run_id)
+        check_page_args(skip, limit)
+        if not isinstance(reverse, bool):
+            raise TypeError(f"reverse must be a bool, got {type(reverse).__name__}")
+        org_id = await self._org_id()
+        path = f"/v1/alpha/organizations/{org_id}/agent/run/{run_id}/logs"
+        return await self._http.call(
+            "GET",
+            path,
+            AgentRunWithLogs,
+            params={"skip": skip, "limit": limit, "reverse": "true" if reverse else "false"},
+            rate_class=RateClass.LOGS,
+        )
+
+    def logs(self, run_id: int, *, follow: bool = False) -> AsyncIterator[AgentRunLog]:
+        """Every log entry of the run, oldest first, each once.
+
+        With `follow=True`, keeps reading new entries as they appear until the run is
+        terminal and every entry has been read.
+        """
+        from .._logstream import stream_logs
+
+        run_id = _validate.positive_int("run_id", run_id)
+        return stream_logs(self, run_id, follow=follow, poller=self._poller)
+
+    async def wait(
+        self,
+        run: AgentRun | int,
+        *,
+        timeout: float | None = None,
+        raise_on_failure: bool = False,
+        on_update: Callable[[AgentRun], object] | None = None,
+    ) -> AgentRun:
+        """Wait until the run is terminal and return it, without blocking the event loop.
+
+        Every awaited run of the client is refreshed by one shared poller, within the
+        rate limits. `timeout` (seconds) covers the whole wait: `WaitTimeoutError` carries
+        the last snapshot. A run that ends without succeeding is returned, or raised as
+        `AgentRunFailedError` with `raise_on_failure=True`. `on_update` is called with each
+        new snapshot whose status changed.
+        """
+        return await self._poller().wait(
+            run, timeout=timeout, raise_on_failure=raise_on_failure, on_update=on_update
+        )
+
+    def as_completed(
+        self, runs: Iterable[AgentRun | int], *, timeout: float | None = None
+    ) -> AsyncIterator[AgentRun]:
+        """Yield each run once, as it reaches a terminal status (`timeout` covers them all)."""
+        return self._poller().as_completed(runs, timeout=timeout)

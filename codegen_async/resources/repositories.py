@@ -1,0 +1,73 @@
+"""Repositories of the organization and their check-suite settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from .. import _validate
+from .._http import RetryPolicy
+from .._pagination import check_page_args, paginate
+from ..models import CheckSuiteSettings, Page, Repository
+from ._base import Resource
+
+__all__ = ["Repositories"]
+
+
+class Repositories(Resource):
+    __slots__ = ()
+
+    async def list_page(self, *, skip: int = 0, limit: int = 100) -> Page[Repository]:
+        """One page of the organization's repositories."""
+        check_page_args(skip, limit)
+        path = await self._org_path("/repos")
+        return await self._http.call(
+            "GET", path, Page[Repository], params={"skip": skip, "limit": limit}
+        )
+
+    def list(self) -> AsyncIterator[Repository]:
+        """Every repository of the organization."""
+        return paginate(lambda skip, limit: self.list_page(skip=skip, limit=limit))
+
+    async def get_check_suite_settings(self, repo_id: int) -> CheckSuiteSettings:
+        """The repository's check-suite settings."""
+        repo_id = _validate.positive_int("repo_id", repo_id)
+        path = await self._org_path("/repos/check-suite-settings")
+        return await self._http.call("GET", path, CheckSuiteSettings, params={"repo_id": repo_id})
+
+    async def update_check_suite_settings(
+        self,
+        repo_id: int,
+        *,
+        check_retry_count: int | None = None,
+        ignored_checks: Sequence[str] | None = None,
+        check_retry_counts: Mapping[str, int] | None = None,
+        custom_prompts: Mapping[str, str] | None = None,
+        high_priority_apps: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Change the given settings (the others are left as they are); returns the API's answer."""
+        repo_id = _validate.positive_int("repo_id", repo_id)
+        if check_retry_count is not None and (
+            not isinstance(check_retry_count, int)
+            or isinstance(check_retry_count, bool)
+            or not 0 <= check_retry_count <= 10
+        ):
+            raise ValueError(
+                f"check_retry_count must be an int in 0..10, got {check_retry_count!r}"
+            )
+        body = {
+            "check_retry_count": check_retry_count,
+            "ignored_checks": None if ignored_checks is None else list(ignored_checks),
+            "check_retry_counts": None if check_retry_counts is None else dict(check_retry_counts),
+            "custom_prompts": None if custom_prompts is None else dict(custom_prompts),
+            "high_priority_apps": None if high_priority_apps is None else list(high_priority_apps),
+        }
+        path = await self._org_path("/repos/check-suite-settings")
+        return await self._http.call(
+            "PUT",
+            path,
+            dict[str, Any],
+            params={"repo_id": repo_id},
+            json_body={k: v for k, v in body.items() if v is not None},
+            retry=RetryPolicy.IDEMPOTENT,
+        )

@@ -1,0 +1,20 @@
+"""Sandbox log analysis (an agent run of its own)."""
+
+from __future__ import annotations
+
+from .. import _validate
+from .._limits import RateClass
+from ..models import LogAnalysis
+from ._base import Resource
+
+__all__ = ["Sandbox"]
+
+
+class Sandbox(Resource):
+    __slots__ = ()
+
+    async def analyze_logs(self, sandbox_id: int) -> LogAnalysis:
+        """Start an agent that reads the sandbox's setup logs and explains what failed."""
+        sandbox_id = _validate.positive_int("sandbox_id", sandbox_id)
+        path = await self._org_path(f"/sandbox/{sandbox_id}/analyze-logs")
+        return await self._http.call("POST", path, LogAnalysis, rate_class=RateClass.LOG_ANALYSIS)

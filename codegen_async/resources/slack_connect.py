@@ -1,0 +1,22 @@
+"""Connecting a Slack account to Codegen."""
+
+from __future__ import annotations
+
+from ..models import SlackConnectToken
+from ._base import Resource
+
+__all__ = ["SlackConnect"]
+
+
+class SlackConnect(Resource):
+    __slots__ = ()
+
+    async def generate_token(self) -> SlackConnectToken:
+        """A one-time token (10 minutes) to DM the Codegen bot: "Connect my account: {token}"."""
+        org_id = await self._org_id()
+        return await self._http.call(
+            "POST",
+            "/v1/slack-connect/generate-token",
+            SlackConnectToken,
+            json_body={"org_id": org_id},
+        )

@@ -1,0 +1,45 @@
+"""Project tasks. `nox` runs the default set (what CI runs); `nox -s NAME` runs one.
+
+Interpreters that are not installed are skipped, so `nox` works on a machine with one
+Python; CI exposes 3.10-3.13 through pyenv and runs them all.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "types", "tests", "contract"]
+nox.options.error_on_missing_interpreters = False
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+TEST_DEPS = ["pytest>=8", "pytest-timeout>=2.3", "trio>=0.25", "hypothesis>=6.100", "uvicorn>=0.30"]
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The test suite, every async test under asyncio and trio."""
+    session.install("-e", ".", *TEST_DEPS)
+    session.run("pytest", "--ignore=tests/test_contract.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def contract(session: nox.Session) -> None:
+    """The Emulator against the OpenAPI spec, driven by schemathesis."""
+    session.install("-e", ".", *TEST_DEPS, "schemathesis>=4")
+    session.run("pytest", "tests/test_contract.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python="3.11")
+def types(session: nox.Session) -> None:
+    """mypy --strict over the packages."""
+    session.install("-e", ".", "mypy>=1.10", "uvicorn>=0.30", "rich>=13")
+    session.run("mypy", "--strict")

@@ -1,0 +1,86 @@
+"""Reading the OpenAPI spec in tests: where it is, its operations, and sample bodies."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def spec_path() -> Path:
+    env = os.environ.get("CODEGEN_OPENAPI_SPEC")
+    if env:
+        return Path(env)
+    return ROOT.parent / "shared" / "spec" / "codegen-openapi.json"
+
+
+@cache
+def load_spec() -> dict[str, Any]:
+    path = spec_path()
+    if not path.exists():
+        pytest.skip(f"OpenAPI spec not found at {path} (set CODEGEN_OPENAPI_SPEC)")
+    return dict(json.loads(path.read_text()))
+
+
+def operations() -> list[tuple[str, str, dict[str, Any]]]:
+    """(METHOD, path template, operation) for every operation of the spec."""
+    spec = load_spec()
+    return [
+        (method.upper(), path, op)
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+    ]
+
+
+def resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref:
+        name = ref.rsplit("/", 1)[-1]
+        return dict(load_spec()["components"]["schemas"][name])
+    return schema
+
+
+def sample(schema: dict[str, Any], *, depth: int = 0) -> Any:
+    """A value that satisfies `schema`, with every optional property filled in."""
+    schema = resolve(schema)
+    if "anyOf" in schema:
+        non_null = [s for s in schema["anyOf"] if s.get("type") != "null"]
+        return sample(non_null[0], depth=depth) if non_null else None
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        if not props:
+            extra = schema.get("additionalProperties")
+            value = sample(extra, depth=depth + 1) if isinstance(extra, dict) else "value"
+            return {"key": value}
+        return {name: sample_field(name, sub, depth + 1) for name, sub in props.items()}
+    if kind == "array":
+        return [sample(schema.get("items", {}), depth=depth + 1)]
+    if kind == "integer":
+        return max(1, int(schema.get("minimum", 1)))
+    if kind == "boolean":
+        return True
+    if kind == "string":
+        return "text"
+    return {}
+
+
+def sample_field(name: str, schema: dict[str, Any], depth: int) -> Any:
+    if name == "created_at":
+        return "2026-11-22T10:00:00Z"
+    if name == "status" and depth == 1:
+        return "COMPLETE"
+    return sample(schema, depth=depth)
+
+
+def response_schema(op: dict[str, Any]) -> dict[str, Any]:
+    content = op["responses"]["200"].get("content", {})
+    return dict(content.get("application/json", {}).get("schema", {}))
