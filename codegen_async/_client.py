@@ -10,6 +10,7 @@ import anyio
 import httpx
 
 from . import _errors
+from ._create import CreatePolicy
 from ._http import Pipeline
 from ._limits import PollPolicy, RateLimits
 from ._polling import Poller
@@ -81,7 +82,10 @@ class AsyncCodegen:
         self._closed = False
 
         http, org = self._http, self.organization_id
-        self.agent_runs = AgentRuns(http, org, self._get_poller)
+        create_policy = CreatePolicy(
+            grace=self.poll_policy.first * 2 / 3, max_posts=self._settings.max_retries + 1
+        )
+        self.agent_runs = AgentRuns(http, org, self._get_poller, self._caller_id, create_policy)
         self.users = Users(http, org)
         self.organizations = Organizations(http, org)
         self.repositories = Repositories(http, org)

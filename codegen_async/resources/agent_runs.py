@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _validate
 from .._constants import IDEMPOTENCY_METADATA_KEY
+from .._create import CreatePolicy, UnconfirmedCreate, create_exactly_once
 from .._http import Pipeline, RetryPolicy
 from .._limits import RateClass
-from .._pagination import check_page_args, paginate
+from .._pagination import MAX_PAGE_SIZE, check_page_args, paginate
 from ..models import AgentRun, AgentRunLog, AgentRunWithLogs, AgentType, Page, SourceType
 from ._base import Resource
 
@@ -28,13 +29,22 @@ def run_id_of(run: AgentRun | int) -> int:
 
 
 class AgentRuns(Resource):
-    __slots__ = ("_poller",)
+    __slots__ = ("_caller_id", "_poller", "create_policy", "unconfirmed_creates")
 
     def __init__(
-        self, http: Pipeline, org_id: Callable[[], Awaitable[int]], poller: Callable[[], Poller]
+        self,
+        http: Pipeline,
+        org_id: Callable[[], Awaitable[int]],
+        poller: Callable[[], Poller],
+        caller_id: Callable[[], Awaitable[int]],
+        create_policy: CreatePolicy,
     ) -> None:
         super().__init__(http, org_id)
         self._poller = poller
+        self._caller_id = caller_id
+        self.create_policy = create_policy
+        # Creates whose outcome stayed unknown (cancelled, or AmbiguousCreateError).
+        self.unconfirmed_creates: list[UnconfirmedCreate] = []
 
     async def create(
         self,
@@ -49,8 +59,10 @@ class AgentRuns(Resource):
     ) -> AgentRun:
         """Start an agent run on `prompt`; returns at once with the new run (usually PENDING).
 
-        The run's `metadata` carries a client token (`idempotency_key`, generated when not
-        given) under the key `codegen_sdk_idempotency_key`.
+        Exactly once: the run's `metadata` carries a client token (`idempotency_key`,
+        generated when not given) under the key `codegen_sdk_idempotency_key`; after a
+        failure that leaves the outcome unknown, the run is looked up by that token before
+        anything is posted again. `AmbiguousCreateError` if that stays undecided.
         """
         body: dict[str, Any] = {"prompt": _validate.text("prompt", prompt)}
         if repo_id is not None:
@@ -66,9 +78,38 @@ class AgentRuns(Resource):
         meta[IDEMPOTENCY_METADATA_KEY] = _validate.text("idempotency_key", key)
         body["metadata"] = meta
         path = await self._org_path("/agent/run")
-        return await self._http.call(
-            "POST", path, AgentRun, json_body=body, rate_class=RateClass.CREATE
+
+        def post() -> Awaitable[AgentRun]:
+            return self._http.call(
+                "POST", path, AgentRun, json_body=body, rate_class=RateClass.CREATE
+            )
+
+        return await create_exactly_once(
+            post,
+            lambda: self.find_by_idempotency_key(key),
+            key,
+            self.create_policy,
+            self.unconfirmed_creates,
         )
+
+    async def find_by_idempotency_key(
+        self, idempotency_key: str, *, max_pages: int = 3
+    ) -> AgentRun | None:
+        """The caller's recent API run created with `idempotency_key`, if any.
+
+        Reads the newest-first list of the caller's API runs, at most `max_pages` pages.
+        """
+        user_id = await self._caller_id()
+        for skip in range(0, max_pages * MAX_PAGE_SIZE, MAX_PAGE_SIZE):
+            page = await self.list_page(
+                user_id=user_id, source_type=SourceType.API, skip=skip, limit=MAX_PAGE_SIZE
+            )
+            for run in page.items:
+                if (run.metadata or {}).get(IDEMPOTENCY_METADATA_KEY) == idempotency_key:
+                    return run
+            if skip + len(page.items) >= page.total or not page.items:
+                return None
+        return None
 
     async def get(self, run_id: int) -> AgentRun:
         """The run as it is now."""

@@ -113,7 +113,7 @@ class _RandomFaults:
     kinds: tuple[str, ...]
     routes: frozenset[str] | None
     rng: random.Random
-    status: int
+    status: int | None
     seconds: float | None
 
 
@@ -312,7 +312,9 @@ class Faults:
         if route not in self._routes:
             raise ValueError(f"route must be one of ROUTES or None, got {route!r}")
         if kind == "list_delay" and route not in self._creating:
-            raise ValueError(f"route: list_delay applies to {sorted(self._creating)}, not {route!r}")
+            raise ValueError(
+                f"route: list_delay applies to {sorted(self._creating)}, not {route!r}"
+            )
 
 
 def _is_int(value: object) -> bool:

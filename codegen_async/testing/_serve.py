@@ -16,7 +16,7 @@ header and plays the action on the client connection:
 ``truncate``
     send the head (full Content-Length) and half the body, then close;
 ``drip:<seconds>``
-    send the head, then the body in 16-byte chunks with that delay before each;
+    send the head, then the body in 64-byte chunks with that delay before each;
     the connection stays usable afterwards;
 ``silence``
     send nothing and keep the connection open until the client closes it or
@@ -62,7 +62,7 @@ _STOP_TIMEOUT = 10.0  # seconds to wait for the server thread to end
 _GRACEFUL_SHUTDOWN = 2.0  # uvicorn's bound on finishing in-flight requests
 _MAX_HEAD = 64 * 1024
 _COPY_CHUNK = 64 * 1024
-_DRIP_CHUNK = 16
+_DRIP_CHUNK = 64  # matches testing._faults.DRIP_CHUNK_BYTES
 _MAX_DRIP_DELAY = 60.0
 _SILENCE_LIMIT = 60.0
 _NO_BODY_STATUSES = frozenset({204, 304})

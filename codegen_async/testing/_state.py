@@ -274,7 +274,9 @@ class Store:
             status = run.status(now)
             if not run.is_terminal(now):
                 raise Conflict(f"agent run {run_id} is {status}; only a finished run can resume")
-            run.legs.append(plan_leg(run.id, len(run.legs), prompt, now, self.lifecycle, self.clock))
+            run.legs.append(
+                plan_leg(run.id, len(run.legs), prompt, now, self.lifecycle, self.clock)
+            )
             run.cache = None
             return run
 

@@ -1,0 +1,126 @@
+"""Exactly-once run creation on top of an API that has no idempotency key.
+
+Every create carries a client token in the run's `metadata`. When a POST fails in a way
+that leaves its outcome unknown (the request may have been processed: read timeout,
+connection lost after sending, 408/500/502/504, a 2xx we could not read, the call's
+deadline), we do not POST blindly again. We *reconcile*: after a short grace period we
+read the caller's newest API runs and return the one that carries the token. Only when
+it is still absent after a bounded window do we POST again, with the same token. If the
+attempts run out undecided, `AmbiguousCreateError(idempotency_key, started_at)` tells the
+caller exactly what to look for. A create cancelled by the caller leaves its token in
+`unconfirmed` (and in a WARNING log line), so it is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+
+import anyio
+import attrs
+
+from . import _errors
+from .models import AgentRun
+
+__all__ = ["AMBIGUOUS", "CreatePolicy", "UnconfirmedCreate", "create_exactly_once"]
+
+logger = logging.getLogger("codegen_async")
+
+# Failures after which the run may or may not exist.
+AMBIGUOUS: tuple[type[Exception], ...] = (
+    _errors.APIConnectionError,  # includes APITimeoutError: lost or timed out after sending
+    _errors.ResponseValidationError,  # a 2xx we could not read
+)
+_AMBIGUOUS_STATUS = frozenset({408, 500, 502, 504})
+
+
+def is_ambiguous(error: Exception) -> bool:
+    """Could the POST that raised `error` have created the run?"""
+    if isinstance(error, _errors.APIStatusError):
+        return error.status_code in _AMBIGUOUS_STATUS
+    return isinstance(error, AMBIGUOUS)
+
+
+@attrs.frozen
+class UnconfirmedCreate:
+    """A create whose outcome is unknown: look for a run carrying `idempotency_key`."""
+
+    idempotency_key: str
+    started_at: datetime
+
+
+@attrs.frozen
+class CreatePolicy:
+    """How hard to look before posting again: `checks` lookups, the first after `grace`
+    seconds and each later one `growth` times further; at most `max_posts` POSTs."""
+
+    grace: float = 1.0
+    checks: int = 3
+    growth: float = 1.5
+    max_posts: int = 4
+
+
+async def create_exactly_once(
+    post: Callable[[], Awaitable[AgentRun]],
+    find: Callable[[], Awaitable[AgentRun | None]],
+    key: str,
+    policy: CreatePolicy,
+    unconfirmed: list[UnconfirmedCreate],
+) -> AgentRun:
+    """POST, and after an ambiguous failure find the run by its token before posting again."""
+    started_at = datetime.now(timezone.utc)
+    last: Exception | None = None
+    try:
+        for _ in range(policy.max_posts):
+            try:
+                return await post()
+            except Exception as exc:
+                if not is_ambiguous(exc):
+                    raise
+                last = exc
+            logger.info("create %s: outcome unknown (%s); reconciling", key, last)
+            found = await _look_for(find, policy)
+            if found is not None:
+                return found
+            logger.info("create %s: no run carries the token; posting again", key)
+    except anyio.get_cancelled_exc_class():
+        _remember(unconfirmed, key, started_at, "cancelled")
+        raise
+    _remember(unconfirmed, key, started_at, "undecided")
+    raise _errors.AmbiguousCreateError(
+        f"could not confirm whether agent run with idempotency key {key} was created "
+        f"(last error: {last})",
+        idempotency_key=key,
+        started_at=started_at,
+        cause=last,
+    )
+
+
+async def _look_for(
+    find: Callable[[], Awaitable[AgentRun | None]], policy: CreatePolicy
+) -> AgentRun | None:
+    delay = policy.grace
+    for _ in range(policy.checks):
+        await anyio.sleep(delay)
+        try:
+            found = await find()
+        except _errors.CodegenError as exc:
+            logger.info("reconciliation lookup failed: %s", exc)
+            found = None
+        if found is not None:
+            return found
+        delay *= policy.growth
+    return None
+
+
+def _remember(
+    unconfirmed: list[UnconfirmedCreate], key: str, started_at: datetime, why: str
+) -> None:
+    unconfirmed.append(UnconfirmedCreate(key, started_at))
+    logger.warning(
+        "agent run create %s: its outcome is unknown; idempotency key %s, started at %s",
+        why,
+        key,
+        started_at.isoformat(),
+    )

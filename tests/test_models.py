@@ -1,0 +1,504 @@
+"""Decoding the spec's response shapes into the models, and the errors for bad data.
+
+Samples are built from the spec's schemas (tests/spec_tools.py), so every field of every
+schema is exercised; a few hand-written cases pin the behaviours the SDK relies on.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+import pytest
+
+from codegen_async import models
+from codegen_async._constants import TERMINAL_STATUSES
+from codegen_async._convert import _parse_iso_slow, parse_timestamp, structure, unstructure
+from codegen_async._errors import ResponseValidationError
+from codegen_async.models import AgentRun, Page, RunStatus, SourceType
+
+from .spec_tools import load_spec, resolve, sample, sample_field
+
+# Every model a response returns, with the schema it reads.
+SCHEMAS: dict[str, Any] = {
+    "GithubPullRequestResponse": models.GithubPullRequest,
+    "AgentRunResponse": models.AgentRun,
+    "AgentRunLogResponse": models.AgentRunLog,
+    "AgentRunWithLogsResponse": models.AgentRunWithLogs,
+    "UserResponse": models.User,
+    "OrganizationSettings": models.OrganizationSettings,
+    "OrganizationResponse": models.Organization,
+    "RepoResponse": models.Repository,
+    "CheckSuiteSettingsResponse": models.CheckSuiteSettings,
+    "EditPRResponse": models.EditPRResult,
+    "IntegrationStatus": models.IntegrationStatus,
+    "OrganizationIntegrationsResponse": models.OrganizationIntegrations,
+    "SetupCommandsResponse": models.SetupCommandsResult,
+    "AnalyzeLogsResponse": models.LogAnalysis,
+    "CLIRulesResponse": models.CLIRules,
+    "GenerateTokenResponse": models.SlackConnectToken,
+    "OAuthProviderResponse": models.OAuthProvider,
+    "Page_AgentRunResponse_": Page[models.AgentRun],
+    "Page_OrganizationResponse_": Page[models.Organization],
+    "Page_RepoResponse_": Page[models.Repository],
+    "Page_UserResponse_": Page[models.User],
+}
+
+RUN = {
+    "id": 11,
+    "organization_id": 7,
+    "status": "RUNNING",
+    "created_at": "2026-01-02T03:04:05.678901+00:00",
+    "web_url": "https://codegen.com/agent/trace/11",
+    "result": None,
+    "summary": None,
+    "source_type": "API",
+    "github_pull_requests": [
+        {
+            "id": 5,
+            "title": "Fix",
+            "url": "https://github.com/o/r/pull/5",
+            "created_at": "2026-01-02T04:00:00Z",
+            "head_branch_name": "codegen/fix",
+        }
+    ],
+    "metadata": {"team": "a", "nested": [1, {"x": None}]},
+}
+
+
+def schema(name: str) -> dict[str, Any]:
+    return dict(load_spec()["components"]["schemas"][name])
+
+
+def expect_error(data: object, cls: Any) -> ResponseValidationError:
+    with pytest.raises(ResponseValidationError) as info:
+        structure(data, cls)
+    return info.value
+
+
+def nullable(prop: dict[str, Any]) -> bool:
+    return any(s.get("type") == "null" for s in prop.get("anyOf", ()))
+
+
+def minimal(name: str) -> dict[str, Any]:
+    """A sample of schema `name` with only its required properties."""
+    sch = schema(name)
+    full = sample(sch)
+    return {key: full[key] for key in sch.get("required", ())}
+
+
+def matches(decoded: Any, raw: Any) -> bool:
+    """Whether a decoded value carries exactly the raw JSON value."""
+    if attrs.has(type(decoded)):
+        return isinstance(raw, dict) and all(
+            matches(getattr(decoded, key), value) for key, value in raw.items()
+        )
+    if isinstance(decoded, datetime):
+        return decoded == datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    if isinstance(decoded, list):
+        return len(decoded) == len(raw) and all(map(matches, decoded, raw))
+    if isinstance(decoded, models.RunStatus | models.SourceType):
+        return bool(decoded.value == raw)
+    return type(decoded) is type(raw) and bool(decoded == raw)
+
+
+# ------------------------------------------------------------------- spec coverage
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_model_fields_are_the_schema_properties(name: str) -> None:
+    cls = typing.get_origin(SCHEMAS[name]) or SCHEMAS[name]
+    assert {f.name for f in attrs.fields(cls)} == set(schema(name)["properties"])
+
+
+def test_every_response_schema_has_a_model() -> None:
+    spec = load_spec()
+    used: set[str] = set()
+    for ops in spec["paths"].values():
+        for op in ops.values():
+            ref = json.dumps(op["responses"].get("200", {}))
+            used.update(n for n in spec["components"]["schemas"] if f'/{n}"' in ref)
+    returned = {n for n in used if n not in ("HTTPValidationError", "ValidationError")}
+    assert returned <= set(SCHEMAS)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_full_sample_decodes_every_field(name: str) -> None:
+    raw = sample(schema(name))
+    decoded = structure(raw, SCHEMAS[name])
+    assert matches(decoded, raw)
+    assert structure(unstructure(decoded), SCHEMAS[name]) == decoded
+    json.dumps(unstructure(decoded))  # JSON-able
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_minimal_sample_decodes_with_defaults(name: str) -> None:
+    sch = schema(name)
+    decoded = structure(minimal(name), SCHEMAS[name])
+    for key, prop in sch["properties"].items():
+        if key not in sch.get("required", ()):
+            assert getattr(decoded, key) == prop.get("default"), key
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_null_accepted_exactly_where_the_spec_allows_it(name: str) -> None:
+    sch = schema(name)
+    for key, prop in sch["properties"].items():
+        data = {**sample(sch), key: None}
+        if nullable(prop):
+            assert getattr(structure(data, SCHEMAS[name]), key) is None
+        else:
+            err = expect_error(data, SCHEMAS[name])
+            assert err.path == key
+            assert "null" in err.message
+
+
+def wrong_kind(prop: dict[str, Any]) -> object:
+    """A JSON value whose kind the property's schema does not allow."""
+    prop = resolve(prop)
+    kinds = {resolve(s).get("type", "object") for s in prop.get("anyOf", [prop])}
+    if "$ref" in str(prop.get("anyOf", "")):
+        kinds.add("object")
+    candidates = [({"x": 1}, "object"), ([1], "array"), ("s", "string"), (True, "boolean")]
+    candidates += [(5, "integer"), (1.5, "number")]
+    return next(value for value, kind in candidates if kind not in kinds)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_wrong_kind_is_named_by_path(name: str) -> None:
+    sch = schema(name)
+    for key, prop in sch["properties"].items():
+        bad = wrong_kind(prop)
+        err = expect_error({**sample(sch), key: bad}, SCHEMAS[name])
+        assert err.path == key, (key, bad)
+        assert "expected" in err.message
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_missing_required_is_named_by_path(name: str) -> None:
+    sch = schema(name)
+    for key in sch.get("required", ()):
+        data = sample(sch)
+        del data[key]
+        if nullable(sch["properties"][key]):  # required but nullable: read as None
+            assert getattr(structure(data, SCHEMAS[name]), key) is None
+            continue
+        err = expect_error(data, SCHEMAS[name])
+        assert (err.path, err.message) == (
+            key,
+            f"cannot read {name_of(SCHEMAS[name])}: missing required field",
+        )
+
+
+def name_of(cls: Any) -> str:
+    origin = typing.get_origin(cls)
+    if origin is None:
+        return str(cls.__name__)
+    return f"{origin.__name__}[{typing.get_args(cls)[0].__name__}]"
+
+
+def test_source_type_is_the_spec_enum() -> None:
+    assert [m.value for m in SourceType] == schema("ApiAgentRunSourceType")["enum"]
+
+
+def test_literal_aliases_are_the_spec_enums() -> None:
+    agent_type = schema("CreateAgentRunInput")["properties"]["agent_type"]["anyOf"][0]
+    assert list(typing.get_args(models.AgentType)) == agent_type["enum"]
+    assert (
+        list(typing.get_args(models.PRState))
+        == schema("EditPRInput")["properties"]["state"]["enum"]
+    )
+
+
+def test_field_sample_helper_gives_timestamps() -> None:
+    assert sample_field("created_at", {"type": "string"}, 1).endswith("Z")
+
+
+# ------------------------------------------------------------------------ behaviour
+
+
+def test_agent_run_decodes() -> None:
+    run = structure(RUN, AgentRun)
+    assert run.id == 11
+    assert run.organization_id == 7
+    assert run.status is RunStatus.RUNNING
+    assert run.source_type is SourceType.API
+    assert run.created_at == datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    assert run.github_pull_requests is not None
+    pr = run.github_pull_requests[0]
+    assert (pr.id, pr.title, pr.head_branch_name) == (5, "Fix", "codegen/fix")
+    assert pr.created_at == datetime(2026, 1, 2, 4, tzinfo=timezone.utc)
+    assert run.metadata == {"team": "a", "nested": [1, {"x": None}]}
+    assert not run.is_terminal
+    assert not run.succeeded
+
+
+def test_models_are_frozen_and_slotted() -> None:
+    run = structure(RUN, AgentRun)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        run.status = RunStatus.COMPLETE  # type: ignore[misc]
+    assert not hasattr(run, "__dict__")
+    assert attrs.evolve(run, status=RunStatus.COMPLETE).succeeded
+
+
+def test_unknown_fields_are_ignored() -> None:
+    data = {**RUN, "brand_new_field": {"a": 1}, "another": [1, 2]}
+    assert structure(data, AgentRun) == structure(RUN, AgentRun)
+
+
+def test_unknown_status_is_kept_and_not_terminal() -> None:
+    run = structure({**RUN, "status": "HIBERNATING", "source_type": "CARRIER_PIGEON"}, AgentRun)
+    assert isinstance(run.status, RunStatus)
+    assert run.status == "HIBERNATING"
+    assert run.status.value == "HIBERNATING"
+    assert str(run.status) == "HIBERNATING"
+    assert f"{run.status}" == "HIBERNATING"
+    assert not run.status.is_known
+    assert not run.is_terminal
+    assert not run.succeeded
+    assert run.source_type == "CARRIER_PIGEON"
+    assert unstructure(run)["status"] == "HIBERNATING"
+
+
+@pytest.mark.parametrize("status", list(RunStatus))
+def test_terminal_and_succeeded_follow_the_status(status: RunStatus) -> None:
+    run = structure({**RUN, "status": status.value}, AgentRun)
+    assert run.status is status
+    assert str(status) == status.value
+    assert run.is_terminal is (status.value in TERMINAL_STATUSES)
+    assert run.succeeded is (status is RunStatus.COMPLETE)
+    logs = structure(
+        {"id": 1, "organization_id": 2, "logs": [], "status": status.value}, models.AgentRunWithLogs
+    )
+    assert (logs.is_terminal, logs.succeeded) == (run.is_terminal, run.succeeded)
+
+
+def test_missing_status_is_neither_terminal_nor_succeeded() -> None:
+    run = structure({"id": 1, "organization_id": 2}, AgentRun)
+    assert run.status is None
+    assert not run.is_terminal
+    assert not run.succeeded
+
+
+def test_terminal_statuses_are_run_statuses() -> None:
+    assert {RunStatus(s) for s in TERMINAL_STATUSES} <= set(RunStatus)
+
+
+UTC = timezone.utc
+TIMESTAMPS = {
+    "2026-01-02T03:04:05Z": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    "2026-01-02T03:04:05z": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    "2026-01-02T03:04:05+00:00": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    "2026-01-02T03:04:05": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    "2026-01-02 03:04:05.5": datetime(2026, 1, 2, 3, 4, 5, 500000, tzinfo=UTC),
+    "2026-01-02T03:04:05.1234567Z": datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC),
+    "2026-01-02T03:04:05.123+05:30": datetime(
+        2026, 1, 2, 3, 4, 5, 123000, tzinfo=timezone(timedelta(hours=5, minutes=30))
+    ),
+    "2026-01-02T03:04:05-0800": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(-timedelta(hours=8))),
+    "2026-01-02T03:04": datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
+    "2026-01-02": datetime(2026, 1, 2, tzinfo=UTC),
+    "20260102T030405Z": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), TIMESTAMPS.items())
+def test_timestamps_are_aware(text: str, expected: datetime) -> None:
+    for parsed in (parse_timestamp(text), structure(text, datetime)):
+        assert parsed.tzinfo is not None
+        assert parsed == expected
+        assert parsed.utcoffset() == expected.utcoffset()
+
+
+@pytest.mark.parametrize(("text", "expected"), TIMESTAMPS.items())
+def test_old_python_fallback_parser_agrees(text: str, expected: datetime) -> None:
+    # The path taken where datetime.fromisoformat is narrower (Python 3.10).
+    parsed = _parse_iso_slow(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    assert parsed == expected
+    assert parsed.utcoffset() == expected.utcoffset()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "yesterday",
+        "2026-13-01T00:00:00",
+        "2026-01-02T25:00:00",
+        "2026-01-02T03:04:05+24:00",
+        "\uff12\uff10\uff12\uff16-01-02",
+    ],
+)
+def test_bad_timestamps_are_named(bad: str) -> None:
+    err = expect_error({**RUN, "github_pull_requests": [{"id": 1, "created_at": bad}]}, AgentRun)
+    assert err.path == "github_pull_requests[0].created_at"
+    assert "timestamp" in err.message
+
+
+@pytest.mark.parametrize(
+    ("data", "cls", "path", "fragment"),
+    [
+        ([RUN], AgentRun, "", "expected object, got array"),
+        (None, AgentRun, "", "expected object, got null"),
+        ("text", AgentRun, "", "expected object, got string"),
+        ({**RUN, "id": True}, AgentRun, "id", "expected integer, got boolean true"),
+        ({**RUN, "id": "11"}, AgentRun, "id", "expected integer, got string '11'"),
+        ({**RUN, "id": 11.0}, AgentRun, "id", "expected integer, got number 11.0"),
+        ({**RUN, "web_url": 5}, AgentRun, "web_url", "expected string or null, got integer 5"),
+        ({**RUN, "status": ["RUNNING"]}, AgentRun, "status", "RunStatus"),
+        ({**RUN, "metadata": []}, AgentRun, "metadata", "expected object or null, got array"),
+        (
+            {**RUN, "github_pull_requests": [{"id": 1, "created_at": 3}]},
+            AgentRun,
+            "github_pull_requests[0].created_at",
+            "expected an ISO 8601 timestamp string, got integer 3",
+        ),
+        (
+            {**RUN, "github_pull_requests": [RUN["github_pull_requests"][0], {"id": 2}]},  # type: ignore[index]
+            AgentRun,
+            "github_pull_requests[1].created_at",
+            "missing required field",
+        ),
+        (
+            {
+                "items": [RUN, RUN, RUN, {**RUN, "status": 3}],
+                "total": 4,
+                "page": 1,
+                "size": 4,
+                "pages": 1,
+            },
+            Page[AgentRun],
+            "items[3].status",
+            "cannot read Page[AgentRun]: expected string (RunStatus) or null, got integer 3",
+        ),
+        (
+            {"items": [], "total": None, "page": 1, "size": 4, "pages": 1},
+            Page[AgentRun],
+            "total",
+            "expected integer, got null",
+        ),
+        (
+            {"id": 1, "organization_id": 2, "logs": [{"agent_run_id": 1}, {"agent_run_id": False}]},
+            models.AgentRunWithLogs,
+            "logs[1].agent_run_id",
+            "expected integer, got boolean false",
+        ),
+        (
+            {"agent_run_id": 1, "observation": 5},
+            models.AgentRunLog,
+            "observation",
+            "expected object or string or null, got integer 5",
+        ),
+        (
+            {"id": 1, "name": "n", "settings": {"enable_pr_creation": "yes"}},
+            models.Organization,
+            "settings.enable_pr_creation",
+            "expected boolean, got string 'yes'",
+        ),
+        (
+            {
+                **sample(resolve({"$ref": "#/components/schemas/CheckSuiteSettingsResponse"})),
+                "check_retry_counts": {"lint": 1, "test": "2"},
+            },
+            models.CheckSuiteSettings,
+            "check_retry_counts['test']",
+            "expected integer, got string '2'",
+        ),
+        (
+            {
+                **sample(resolve({"$ref": "#/components/schemas/CheckSuiteSettingsResponse"})),
+                "ignored_checks": ["a", None],
+            },
+            models.CheckSuiteSettings,
+            "ignored_checks[1]",
+            "expected string, got null",
+        ),
+        (
+            [{"id": 1}],
+            list[models.OAuthProvider],
+            "[0].name",
+            "cannot read list[OAuthProvider]: missing required field",
+        ),
+        ({"success": 1}, models.FunctionResult, "success", "expected boolean, got integer 1"),
+    ],
+)
+def test_errors_name_the_field(data: object, cls: Any, path: str, fragment: str) -> None:
+    err = expect_error(data, cls)
+    assert err.path == path
+    assert fragment in err.message
+    assert err.body is data
+    assert str(err).endswith(f" at {path or '<root>'}")
+
+
+def test_page_is_generic() -> None:
+    page = structure(
+        {"items": [RUN, RUN], "total": 2, "page": 1, "size": 50, "pages": 1}, Page[AgentRun]
+    )
+    assert [type(r) for r in page.items] == [AgentRun, AgentRun]
+    assert (page.total, page.page, page.size, page.pages) == (2, 1, 50, 1)
+    users = structure(
+        {
+            "items": [{"id": 1, "github_user_id": "9", "github_username": "u"}],
+            "total": 1,
+            "page": 1,
+            "size": 1,
+            "pages": 1,
+        },
+        Page[models.User],
+    )
+    assert users.items[0] == models.User(id=1, github_user_id="9", github_username="u")
+    # An unparameterized Page keeps its items as given.
+    assert structure(
+        {"items": [{"a": 1}], "total": 1, "page": 1, "size": 1, "pages": 1}, Page
+    ).items == [{"a": 1}]
+
+
+def test_function_result_accepts_any_logs() -> None:
+    for logs in (None, "text", ["a", 1], {"k": [None]}):
+        result = structure(
+            {"success": True, "web_link": "https://x", "logs": logs}, models.FunctionResult
+        )
+        assert result.logs == logs
+        assert (result.success, result.web_link, result.error) == (True, "https://x", None)
+
+
+def test_log_observation_is_object_or_text() -> None:
+    for obs in ({"out": 1}, "plain", None):
+        log = structure(
+            {"agent_run_id": 1, "observation": obs, "created_at": None}, models.AgentRunLog
+        )
+        assert log.observation == obs
+        assert log.created_at is None
+
+
+def test_values_are_not_coerced() -> None:
+    assert expect_error({**RUN, "result": 5}, AgentRun).path == "result"
+    assert expect_error({**RUN, "organization_id": "7"}, AgentRun).path == "organization_id"
+    assert expect_error({"success": "true"}, models.EditPRResult).path == "success"
+
+
+def test_organization_settings_default_as_the_spec_says() -> None:
+    org = structure({"id": 1, "name": "n", "settings": {}}, models.Organization)
+    assert org.settings == models.OrganizationSettings(True, True)
+
+
+def test_top_level_leaf_types() -> None:
+    assert structure("RUNNING", RunStatus) is RunStatus.RUNNING
+    assert structure("NEW", RunStatus) == "NEW"
+    assert structure({"a": [1]}, dict[str, Any]) == {"a": [1]}
+    assert expect_error(True, int).path == ""
+    assert expect_error(5, str).message == "cannot read str: expected string, got integer 5"
+
+
+def test_unstructure_is_json() -> None:
+    data = unstructure(structure(RUN, AgentRun))
+    assert data["status"] == "RUNNING"
+    assert type(data["status"]) is str
+    assert data["created_at"] == "2026-01-02T03:04:05.678901+00:00"
+    assert data["github_pull_requests"][0]["created_at"] == "2026-01-02T04:00:00+00:00"
+    assert json.loads(json.dumps(data)) == data
