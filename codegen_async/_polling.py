@@ -224,7 +224,7 @@ class Poller:
             watch.subscribers.remove(sub)
         if not watch.subscribers and self._watches.get(watch.run_id) is watch:
             del self._watches[watch.run_id]
-        if not self._leading and sub.event.is_set():
+        if not self._leading:
             self._hand_off(sub)  # it may have been poked to lead: pass that on
 
     # -- leading ------------------------------------------------------------------------

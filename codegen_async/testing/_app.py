@@ -394,10 +394,7 @@ def h_get_repositories(ctx: Ctx) -> Any:
 
 
 def h_get_check_suite_settings(ctx: Ctx) -> Any:
-    try:
-        return ctx.store.check_suite_settings(ctx.args["repo_id"])
-    except NotFound:
-        raise _not_found("repo") from None
+    return ctx.store.check_suite_settings(ctx.args["repo_id"])
 
 
 _SETTINGS_KEYS = (
@@ -408,10 +405,7 @@ _SETTINGS_KEYS = (
 
 def h_update_check_suite_settings(ctx: Ctx) -> Any:
     changes = {k: ctx.args[k] for k in _SETTINGS_KEYS}
-    try:
-        settings = ctx.store.update_check_suite_settings(ctx.args["repo_id"], changes)
-    except NotFound:
-        raise _not_found("repo") from None
+    settings = ctx.store.update_check_suite_settings(ctx.args["repo_id"], changes)
     return {"success": True, "message": "Check suite settings updated.", "settings": settings}
 
 

@@ -295,9 +295,8 @@ class Store:
     # -- other areas ------------------------------------------------------------
 
     def check_suite_settings(self, repo_id: int) -> dict[str, Any]:
-        """The repository's check-suite settings (created with defaults on first use)."""
-        if repo_id not in self.repos_by_id:
-            raise NotFound("repo")
+        """A repository's check-suite settings, defaults until first changed. Any id
+        is accepted: the spec documents no 404 here."""
         with self.lock:
             settings = self.check_suite.get(repo_id)
             if settings is None:
