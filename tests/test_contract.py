@@ -108,7 +108,7 @@ def base_url() -> Iterator[str]:
     max_examples=MAX_EXAMPLES,
     deadline=None,
     database=None,
-    derandomize=True,  # the same requests every run: a failure here is reproducible
+
     suppress_health_check=list(hypothesis.HealthCheck),
 )
 def test_generated_requests_conform(case: Any, base_url: str) -> None:
