@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 from ._client import AsyncCodegen
 from ._constants import IDEMPOTENCY_METADATA_KEY
+from ._create import UnconfirmedCreate
 from ._errors import (
     AgentRunFailedError,
     AgentRunLimitReachedError,
@@ -32,12 +33,14 @@ from ._errors import (
     ValidationError,
     WaitTimeoutError,
 )
+from ._http import APIResponse
 from ._limits import Limit, PollPolicy, RateClass, RateLimits
 from .models import (
     AgentRun,
     AgentRunLog,
     AgentRunWithLogs,
     FunctionResult,
+    HealthCheck,
     Organization,
     Page,
     Repository,
@@ -49,6 +52,7 @@ from .models import (
 __all__ = [
     "IDEMPOTENCY_METADATA_KEY",
     "APIConnectionError",
+    "APIResponse",
     "APIStatusError",
     "APITimeoutError",
     "AgentRun",
@@ -63,6 +67,7 @@ __all__ = [
     "CodegenError",
     "ConfigurationError",
     "FunctionResult",
+    "HealthCheck",
     "Limit",
     "NotFoundError",
     "Organization",
@@ -77,6 +82,7 @@ __all__ = [
     "RunStatus",
     "ServerError",
     "SourceType",
+    "UnconfirmedCreate",
     "User",
     "ValidationError",
     "WaitTimeoutError",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import copy
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -11,12 +13,14 @@ import httpx
 
 from . import _errors
 from ._create import CreatePolicy
-from ._http import Pipeline
+from ._curl import CapturedRequest, to_curl
+from ._http import APIResponse, Pipeline
 from ._limits import PollPolicy, RateLimits
+from ._logging import configure_from_env
 from ._polling import Poller
 from ._ratelimit import RateLimiter
 from ._settings import Settings, resolve_settings
-from .models import AgentRun, AgentType
+from .models import AgentRun, AgentType, HealthCheck
 from .resources import (
     AgentRuns,
     CLIRulesResource,
@@ -70,6 +74,7 @@ class AsyncCodegen:
             timeout=timeout,
             max_retries=max_retries,
         )
+        configure_from_env()
         self.rate_limits = RateLimits.documented() if rate_limits is None else rate_limits
         self.poll_policy = PollPolicy() if poll_policy is None else poll_policy
         self._http = Pipeline(
@@ -80,7 +85,10 @@ class AsyncCodegen:
         self._org_lock = anyio.Lock()
         self._poller: Poller | None = None
         self._closed = False
+        self._parent: AsyncCodegen | None = None
+        self._attach_resources()
 
+    def _attach_resources(self) -> None:
         http, org = self._http, self.organization_id
         create_policy = CreatePolicy(
             grace=self.poll_policy.first * 2 / 3, max_posts=self._settings.max_retries + 1
@@ -116,6 +124,8 @@ class AsyncCodegen:
 
     async def organization_id(self) -> int:
         """The organization this client works in: as configured, else the caller's first."""
+        if self._parent is not None:
+            return await self._parent.organization_id()
         if self._org_id is not None:
             return self._org_id
         async with self._org_lock:
@@ -130,23 +140,92 @@ class AsyncCodegen:
         return self._org_id
 
     async def _caller_id(self) -> int:
+        if self._parent is not None:
+            return await self._parent._caller_id()
         if self._user_id is None:
             self._user_id = (await self.users.me()).id
         return self._user_id
 
     def _get_poller(self) -> Poller:
+        if self._parent is not None:
+            return self._parent._get_poller()
         if self._closed:
             raise RuntimeError("this AsyncCodegen is closed")
         if self._poller is None:
             self._poller = Poller(self.agent_runs, self._caller_id, self.poll_policy)
         return self._poller
 
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        on_response: Callable[[APIResponse], object] | None = None,
+    ) -> AsyncCodegen:
+        """A client with another timeout, retry count or extra headers that shares this
+        one's connections, rate limiter, poller and organization.
+
+        `on_response` is called with each successful response of the derived client
+        (`status_code`, `headers`, `request_id`, `retries` taken, `elapsed`): the raw
+        response of any call. Closing the derived client closes nothing shared.
+        """
+        settings = resolve_settings(
+            api_key=self._settings.api_key,
+            org_id=self._settings.org_id,
+            base_url=self._settings.base_url,
+            timeout=self._settings.timeout if timeout is None else timeout,
+            max_retries=self._settings.max_retries if max_retries is None else max_retries,
+            user_agent=self._settings.user_agent,
+        )
+        for name, value in (headers or {}).items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise TypeError("headers must map str to str")
+            if name.lower() == "authorization":
+                raise ValueError("headers: set the key with api_key, not an Authorization header")
+        derived = copy.copy(self)
+        derived._settings = settings
+        derived._parent = self._parent or self
+        derived._http = self._http.derive(settings, extra_headers=headers, on_response=on_response)
+        derived._attach_resources()
+        return derived
+
+    async def health_check(self) -> HealthCheck:
+        """Who the key belongs to, which organization, and how long a round trip takes."""
+        started = time.perf_counter()
+        user = await self.users.me()
+        latency = time.perf_counter() - started
+        return HealthCheck(ok=True, user=user, org_id=await self.organization_id(), latency=latency)
+
+    async def as_curl(
+        self, call: Callable[[AsyncCodegen], Awaitable[object]], *, show_key: bool = False
+    ) -> str:
+        """The curl command for the first request `call` would send, without sending it.
+
+        `await client.as_curl(lambda c: c.agent_runs.get(5))`. The key is shown as
+        `$CODEGEN_API_KEY` unless `show_key=True`.
+        """
+        capturing = copy.copy(self)
+        capturing._parent = self._parent or self
+        capturing._http = self._http.derive(self._settings, extra_headers=None, on_response=None)
+        capturing._http.capture = True
+        capturing._attach_resources()
+        try:
+            await call(capturing)
+        except CapturedRequest as captured:
+            return to_curl(captured.request, show_key=show_key)
+        raise ValueError("as_curl: the call sent no request")
+
     # -- lifetime -----------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close the connections this client opened (not an `http_client` it was given)."""
+        """Close the connections this client opened (not an `http_client` it was given).
+
+        A client made by `with_options` shares its parent's connections: closing it
+        closes nothing."""
         self._closed = True
-        await self._http.aclose()
+        if self._parent is None:
+            await self._http.aclose()
 
     async def __aenter__(self) -> AsyncCodegen:
         return self

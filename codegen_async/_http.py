@@ -31,6 +31,7 @@ import httpx
 
 from . import _errors
 from ._convert import structure
+from ._curl import CapturedRequest
 from ._limits import RateClass
 from ._ratelimit import RateLimiter
 from ._settings import Settings
@@ -191,12 +192,16 @@ class Pipeline:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        extra_headers: Mapping[str, str] | None = None,
+        on_response: Callable[[APIResponse], object] | None = None,
+        slots: anyio.CapacityLimiter | None = None,
     ) -> None:
         self.settings = settings
         self._base = settings.base_url
         self._limiter = limiter
         self._sleep = sleep
         self._clock = clock
+        self._on_response = on_response
         self._owns_client = http_client is None
         headers = {
             "Authorization": f"Bearer {settings.api_key}",
@@ -211,11 +216,14 @@ class Pipeline:
                     max_connections=max_connections, max_keepalive_connections=max_connections
                 ),
             )
-            self._headers: dict[str, str] | None = None
-        else:
-            self._headers = headers
+            headers = {}
+        headers.update(extra_headers or {})
+        # Per-request headers only when the httpx client doesn't carry them already.
+        self._headers: dict[str, str] | None = headers or None
         self._client = http_client
-        self._slots = anyio.CapacityLimiter(max_connections)
+        self._slots = anyio.CapacityLimiter(max_connections) if slots is None else slots
+        self._timeout = settings.timeout
+        self.capture = False  # build requests and raise CapturedRequest instead of sending
         total = settings.timeout
         self._deadline = max(
             (t for t in (total.connect, total.read, total.write, total.pool) if t is not None),
@@ -225,6 +233,27 @@ class Pipeline:
     @property
     def http_client(self) -> httpx.AsyncClient:
         return self._client
+
+    def derive(
+        self,
+        settings: Settings,
+        *,
+        extra_headers: Mapping[str, str] | None,
+        on_response: Callable[[APIResponse], object] | None,
+    ) -> Pipeline:
+        """A pipeline with other settings sharing this one's connections, slots and limiter."""
+        headers = dict(self._headers or {})
+        headers.update(extra_headers or {})
+        return Pipeline(
+            settings,
+            limiter=self._limiter,
+            http_client=self._client,
+            sleep=self._sleep,
+            clock=self._clock,
+            extra_headers=headers,
+            on_response=on_response,
+            slots=self._slots,
+        )
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -277,6 +306,12 @@ class Pipeline:
         if retry is None:
             retry = RetryPolicy.UNSAFE if method == "POST" else RetryPolicy.IDEMPOTENT
         url = self._base + path
+        if self.capture:
+            raise CapturedRequest(
+                self._client.build_request(
+                    method, url, params=params, json=json_body, headers=self._headers
+                )
+            )
         budget = _Budget(self._deadline)
         delays = backoff_delays()
         attempt = 0
@@ -318,15 +353,24 @@ class Pipeline:
                 if bucket is not None:
                     bucket.release()
         request_id = response.headers.get("x-request-id")
-        if response.status_code < 400:
-            return APIResponse(
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %s in %.1f ms (request id %s, attempt %d)",
+                method,
+                url,
                 response.status_code,
-                response.headers,
-                response.content,
+                elapsed * 1000,
                 request_id,
-                attempt,
-                elapsed,
+                attempt + 1,
             )
+        if response.status_code < 400:
+            result = APIResponse(
+                response.status_code, response.headers, response.content, request_id, attempt,
+                elapsed,
+            )  # fmt: skip
+            if self._on_response is not None:
+                self._on_response(result)
+            return result
         error = self._status_error(response, request_id)
         if isinstance(error, _errors.RateLimitError) and bucket is not None:
             bucket.slow_down(error.retry_after)
@@ -347,7 +391,12 @@ class Pipeline:
         try:
             with anyio.fail_after(limit if math.isfinite(limit) else None):
                 return await self._client.request(
-                    method, url, params=params, json=json_body, headers=self._headers
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    headers=self._headers,
+                    timeout=self._timeout,
                 )
         except TimeoutError:
             error: _errors.APIConnectionError = _errors.APITimeoutError(

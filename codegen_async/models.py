@@ -26,6 +26,7 @@ __all__ = [
     "EditPRResult",
     "FunctionResult",
     "GithubPullRequest",
+    "HealthCheck",
     "IntegrationStatus",
     "LogAnalysis",
     "OAuthProvider",
@@ -360,3 +361,13 @@ class FunctionResult:
     observation: str | None = None
     error: str | None = None
     logs: Any = None
+
+
+@attrs.frozen
+class HealthCheck:
+    """`client.health_check()`: the key works, whose it is, where, and a round trip's time."""
+
+    ok: bool
+    user: User
+    org_id: int
+    latency: float  # seconds for one GET /v1/users/me

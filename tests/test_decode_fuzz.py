@@ -134,7 +134,7 @@ def locations(value: Any, schema: dict[str, Any], path: str = "") -> list[tuple[
     """Every (error path, access keys) inside `value` that the model reads."""
     schema = resolve(schema)
     if "anyOf" in schema:
-        kinds = {dict: "object", list: "array"}
+        kinds: dict[type, str] = {dict: "object", list: "array"}
         fits = [
             s for s in schema["anyOf"] if resolve(s).get("type", "object") == kinds.get(type(value))
         ]

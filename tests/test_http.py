@@ -28,7 +28,9 @@ class Recorder:
         self.sleeps.append(seconds)
 
 
-def make_client(handler: Handler, *, max_retries: int = 3, timeout: float = 30.0) -> cg.AsyncCodegen:
+def make_client(
+    handler: Handler, *, max_retries: int = 3, timeout: float = 30.0
+) -> cg.AsyncCodegen:
     client = cg.AsyncCodegen(
         api_key="sk-secret-key-123",
         org_id=1,

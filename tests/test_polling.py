@@ -27,7 +27,9 @@ def fast_emulator(**kwargs: object) -> Emulator:
 async def test_run_waits_until_complete_with_the_deterministic_result() -> None:
     async with fast_emulator() as emu, cg.AsyncCodegen(**emu.client_options()) as client:
         updates: list[cg.RunStatus | None] = []
-        run = await client.run("Summarize the README", timeout=30, on_update=lambda r: updates.append(r.status))
+        run = await client.run(
+            "Summarize the README", timeout=30, on_update=lambda r: updates.append(r.status)
+        )
         again = await client.run("Summarize the README", timeout=30)
     assert run.status == cg.RunStatus.COMPLETE
     assert run.succeeded and run.is_terminal
@@ -39,9 +41,10 @@ async def test_run_waits_until_complete_with_the_deterministic_result() -> None:
 
 @pytest.mark.anyio
 async def test_failed_run_is_returned_or_raised_on_request() -> None:
-    async with fast_emulator(failure_rate=1.0) as emu, cg.AsyncCodegen(
-        **emu.client_options()
-    ) as client:
+    async with (
+        fast_emulator(failure_rate=1.0) as emu,
+        cg.AsyncCodegen(**emu.client_options()) as client,
+    ):
         run = await client.run("doomed", timeout=30)
         assert run.status == cg.RunStatus.FAILED
         assert not run.succeeded
@@ -95,9 +98,10 @@ async def test_many_concurrent_waits_coalesce_into_list_reads() -> None:
 
 @pytest.mark.anyio
 async def test_as_completed_yields_each_run_once() -> None:
-    async with fast_emulator(failure_rate=0.3) as emu, cg.AsyncCodegen(
-        **emu.client_options()
-    ) as client:
+    async with (
+        fast_emulator(failure_rate=0.3) as emu,
+        cg.AsyncCodegen(**emu.client_options()) as client,
+    ):
         runs = [await client.agent_runs.create(f"job {i}") for i in range(12)]
         seen = [run async for run in client.agent_runs.as_completed(runs + runs[:3], timeout=60)]
     assert sorted(r.id for r in seen) == sorted(r.id for r in runs)
