@@ -5,7 +5,7 @@ Decoding is strict about JSON kinds (a string field given 5, or an int field giv
 enum values. It runs in two tiers:
 
 * the fast path: one function per type, generated once (Python source compiled with
-  `exec`), doing only cheap `__class__` checks and building the instance positionally;
+  `exec`), doing only cheap `__class__` checks and filling the instance's slots;
 * on any failure, `_locate` walks the same data and types slowly to name the first
   bad field (`items[3].status`), and `structure` raises `ResponseValidationError`.
 
@@ -29,7 +29,7 @@ import cattrs
 from ._errors import ResponseValidationError
 from .models import _OpenStrEnum
 
-__all__ = ["converter", "structure", "unstructure"]
+__all__ = ["converter", "parse_timestamp", "structure", "unstructure"]
 
 T = TypeVar("T")
 Hook = Callable[[Any, Any], Any]
@@ -205,7 +205,7 @@ class _Field:
     default: Any  # attrs.NOTHING when required
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fields(tp: Any) -> list[_Field]:
     """The init fields of an attrs class (or generic alias), with resolved types."""
     origin = typing.get_origin(tp) or tp

@@ -39,6 +39,8 @@ def is_ambiguous(error: Exception) -> bool:
     """Could the POST that raised `error` have created the run?"""
     if isinstance(error, _errors.APIStatusError):
         return error.status_code in _AMBIGUOUS_STATUS
+    if isinstance(error, _errors.APIConnectionError) and not error.sent:
+        return False
     return isinstance(error, AMBIGUOUS)
 
 

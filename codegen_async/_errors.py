@@ -56,18 +56,23 @@ class ConfigurationError(CodegenError, ValueError):
 
 
 class APIConnectionError(CodegenError):
-    """The request could not be sent, or no complete response came back."""
+    """The request could not be sent, or no complete response came back.
 
-    def __init__(self, message: str = "Connection error.") -> None:
+    `.sent` is False when the request provably never reached the server (connection
+    refused, connect timeout): nothing can have been processed.
+    """
+
+    def __init__(self, message: str = "Connection error.", *, sent: bool = True) -> None:
         super().__init__(message)
         self.message = message
+        self.sent = sent
 
 
 class APITimeoutError(APIConnectionError):
     """The call did not finish within its timeout."""
 
-    def __init__(self, message: str = "Request timed out.") -> None:
-        super().__init__(message)
+    def __init__(self, message: str = "Request timed out.", *, sent: bool = True) -> None:
+        super().__init__(message, sent=sent)
 
 
 class APIStatusError(CodegenError):

@@ -406,13 +406,17 @@ class Pipeline:
                 raise _Retry(error) from None
             raise error from None
         except httpx.TimeoutException as exc:
-            error = _errors.APITimeoutError(f"{method} {url} timed out: {type(exc).__name__}")
+            error = _errors.APITimeoutError(
+                f"{method} {url} timed out: {type(exc).__name__}",
+                sent=not isinstance(exc, _NOT_SENT),
+            )
             if retry is RetryPolicy.IDEMPOTENT or isinstance(exc, _NOT_SENT):
                 raise _Retry(error) from exc
             raise error from exc
         except httpx.TransportError as exc:
             error = _errors.APIConnectionError(
-                f"{method} {url} failed: {type(exc).__name__}: {exc}"
+                f"{method} {url} failed: {type(exc).__name__}: {exc}",
+                sent=not isinstance(exc, _NOT_SENT),
             )
             if retry is RetryPolicy.IDEMPOTENT or isinstance(exc, _NOT_SENT):
                 raise _Retry(error) from exc

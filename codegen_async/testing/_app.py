@@ -828,7 +828,11 @@ class Core:
         self, route: Route, raw_path: dict[str, str], scope: Scope, receive: Receive
     ) -> dict[str, Any]:
         query_string = scope.get("query_string", b"")
-        query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)) if query_string else {}
+        query = (
+            dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+            if query_string
+            else {}
+        )
         sources: dict[str, Any] = {"path": raw_path, "query": query, "body": {}}
         if route.has_body:
             sources["body"] = parse_body(await _read_body(receive))

@@ -14,7 +14,7 @@ import contextlib
 import copy
 import importlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -228,17 +228,33 @@ class Emulator:
     async def serve(self, port: int = 0) -> AsyncIterator[str]:
         """Listen on 127.0.0.1:`port` (0: any free port) behind the fault proxy;
         yields the base URL, which `base_url` and `client_options()` give meanwhile."""
+        serving = self._serve_module(port)
+        async with serving.serve_app(self.wire_app, host="127.0.0.1", port=port) as base_url:
+            with self._served_at(str(base_url)) as url:
+                yield url
+
+    @contextlib.contextmanager
+    def serve_in_thread(self, port: int = 0) -> Iterator[str]:
+        """`serve` for blocking code: the server runs in its own thread."""
+        serving = self._serve_module(port)
+        with serving.serve_app_in_thread(self.wire_app, host="127.0.0.1", port=port) as base_url:
+            with self._served_at(str(base_url)) as url:
+                yield url
+
+    def _serve_module(self, port: int) -> Any:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int in 0..65535, got {port!r}")
         if self.serving:
             raise RuntimeError("this Emulator is already being served")
-        serve_app = importlib.import_module("codegen_async.testing._serve").serve_app
-        async with serve_app(self.wire_app, host="127.0.0.1", port=port) as base_url:
-            self._served_url = str(base_url)
-            try:
-                yield self._served_url
-            finally:
-                self._served_url = None
+        return importlib.import_module("codegen_async.testing._serve")
+
+    @contextlib.contextmanager
+    def _served_at(self, url: str) -> Iterator[str]:
+        self._served_url = url
+        try:
+            yield url
+        finally:
+            self._served_url = None
 
     async def aclose(self) -> None:
         """Close every client handed out by `client_options()`."""

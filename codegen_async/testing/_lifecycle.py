@@ -250,6 +250,11 @@ def logs_at(run: Run, t: float) -> list[dict[str, Any]]:
     return out
 
 
+def pr_id_for(run_id: int) -> int:
+    """The id of the pull request a completed run with a repository opens."""
+    return 700_000 + run_id
+
+
 def _pull_requests(run: Run, leg: Leg, clock: Clock) -> list[dict[str, Any]]:
     if run.repo_full_name is None:
         return []
@@ -262,11 +267,6 @@ def _pull_requests(run: Run, leg: Leg, clock: Clock) -> list[dict[str, Any]]:
             "head_branch_name": f"codegen-bot/run-{run.id}",
         }
     ]
-
-
-def pr_id_for(run_id: int) -> int:
-    """The id of the pull request a completed run with a repository opens."""
-    return 700_000 + run_id
 
 
 def run_view(run: Run, t: float, clock: Clock, status: str | None = None) -> dict[str, Any]:
