@@ -1,8 +1,8 @@
 """Throughput of the served Emulator: GET agent run over loopback.
 
 A launcher subprocess serves an Emulator with uvicorn on 127.0.0.1 (no fault
-proxy) and prints its address; this process seeds one run through the API and
-then sends a bounded number of GETs for it over several concurrent
+proxy) and prints its address; the Emulator holds one seeded run, and this
+process sends a bounded number of GETs for it over several concurrent
 keep-alive connections, and prints one line with requests/s and latencies.
 
     python benchmarks/bench_emulator.py [--requests 3000] [--connections 8]
@@ -34,8 +34,10 @@ from codegen_async.testing import Emulator
 from codegen_async.testing._serve import serve_app_in_thread
 
 emu = Emulator(time_scale=0.001, rate_limits=False)
+run = emu.seed_run("benchmark seed")
 with serve_app_in_thread(emu.wire_app, faults=False) as url:
-    print(json.dumps({"url": url, "api_key": emu.api_key, "org_id": emu.org_id}), flush=True)
+    info = {"url": url, "api_key": emu.api_key, "org_id": emu.org_id, "run_id": run["id"]}
+    print(json.dumps(info), flush=True)
     sys.stdin.read()  # serve until the parent closes our stdin
 """
 
@@ -70,14 +72,6 @@ def stop_launcher(proc: subprocess.Popen[str]) -> None:
         proc.wait(timeout=5)
 
 
-async def seed_run(client: httpx.AsyncClient, org_id: int) -> int:
-    response = await client.post(
-        f"/v1/organizations/{org_id}/agent/run", json={"prompt": "benchmark seed"}
-    )
-    response.raise_for_status()
-    return int(response.json()["id"])
-
-
 async def drive(info: dict[str, Any], requests: int, connections: int) -> tuple[float, list[float]]:
     """Send `requests` GETs over `connections` clients; return wall seconds and latencies."""
     headers = {"Authorization": f"Bearer {info['api_key']}"}
@@ -93,8 +87,7 @@ async def drive(info: dict[str, Any], requests: int, connections: int) -> tuple[
     latencies: list[float] = []
     remaining = requests
     try:
-        run_id = await seed_run(clients[0], info["org_id"])
-        path = f"/v1/organizations/{info['org_id']}/agent/run/{run_id}"
+        path = f"/v1/organizations/{info['org_id']}/agent/run/{info['run_id']}"
         for client in clients:  # open every connection before timing
             (await client.get(path)).raise_for_status()
 

@@ -13,11 +13,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# A copy of the API's OpenAPI spec lives with the tests, so a fresh clone is complete;
+# test_spec_copy_is_current checks it against the shared original when that is present.
+VENDORED_SPEC = ROOT / "tests" / "spec" / "codegen-openapi.json"
+SHARED_SPEC = ROOT.parent / "shared" / "spec" / "codegen-openapi.json"
+
+
 def spec_path() -> Path:
     env = os.environ.get("CODEGEN_OPENAPI_SPEC")
     if env:
         return Path(env)
-    return ROOT.parent / "shared" / "spec" / "codegen-openapi.json"
+    return VENDORED_SPEC
 
 
 @cache

@@ -166,7 +166,8 @@ async def test_caller_cancelling_mid_post_exposes_the_token(served: Emulator) ->
 @pytest.mark.anyio
 async def test_reads_survive_every_connection_fault(served: Emulator) -> None:
     emu = served
-    async with make_client(emu) as client:
+    # A roomy deadline for the retried faults: the backoff sleeps fit inside it.
+    async with make_client(emu, timeout=10.0) as client:
         run = await client.agent_runs.create("read me")
         for kind in ("close_before", "reset", "truncate", "error_before", "close_after_commit"):
             status = 503 if kind == "error_before" else None
@@ -177,7 +178,7 @@ async def test_reads_survive_every_connection_fault(served: Emulator) -> None:
         emu.faults.add("silence_after_commit", route="get_agent_run")
         started = time.monotonic()
         with pytest.raises(cg.APITimeoutError):
-            await client.agent_runs.get(run.id)
+            await client.with_options(timeout=TIMEOUT).agent_runs.get(run.id)
         assert time.monotonic() - started <= TIMEOUT + MARGIN
         assert (await client.agent_runs.get(run.id)).id == run.id
         await assert_pool_clean_and_usable(client)

@@ -299,3 +299,13 @@ def test_run_forever_serves_until_interrupted() -> None:
     run_forever(json_app, port=0, on_ready=on_ready)
     assert seen == ["/forever"]
     assert serve_threads() == before
+
+
+def test_bound_socket_gets_tcp_nodelay_on_accept() -> None:
+    # asyncio sets TCP_NODELAY on accepted sockets only for proto IPPROTO_TCP;
+    # without it every small response stalls ~40 ms (Nagle + delayed ACK).
+    from codegen_async.testing._serve import _bind_loopback
+
+    with _bind_loopback(0) as sock:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockname()[0] == "127.0.0.1"
