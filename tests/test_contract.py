@@ -15,24 +15,22 @@ no 401 at all, so a 401 is a nonconformance here, never expected.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from codegen_async.testing._serve import serve_app_in_thread
 
+from .spec_tools import spec_path
+
 pytestmark = pytest.mark.network
 
-REPO = Path(__file__).resolve().parents[1]
 SPEC_ENV = "CODEGEN_OPENAPI_SPEC"
-SPEC = Path(os.environ.get(SPEC_ENV) or REPO.parent / "shared" / "spec" / "codegen-openapi.json")
+SPEC = spec_path()
 MAX_EXAMPLES = 15
 TIME_SCALE = 0.001  # emulated seconds pass 1000 times faster
 
@@ -40,9 +38,6 @@ if not SPEC.is_file():
     pytest.skip(
         f"OpenAPI spec not found at {SPEC}; set {SPEC_ENV} to its path", allow_module_level=True
     )
-if importlib.util.find_spec("codegen_async.testing._emulator") is None:
-    pytest.skip("codegen_async.testing.Emulator is not written yet", allow_module_level=True)
-
 pytest.importorskip("schemathesis", minversion="4")
 
 import hypothesis  # noqa: E402
