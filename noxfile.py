@@ -13,7 +13,14 @@ nox.options.error_on_missing_interpreters = False
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
-TEST_DEPS = ["pytest>=8", "pytest-timeout>=2.3", "trio>=0.25", "hypothesis>=6.100", "uvicorn>=0.30"]
+TEST_DEPS = [
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+    "trio>=0.25",
+    "hypothesis>=6.100",
+    "uvicorn>=0.30",
+    "fastapi>=0.110",  # the README's FastAPI recipe runs in the tests
+]
 
 
 @nox.session(python=PYTHONS)
