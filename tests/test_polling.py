@@ -32,8 +32,10 @@ async def test_run_waits_until_complete_with_the_deterministic_result() -> None:
         )
         again = await client.run("Summarize the README", timeout=30)
     assert run.status == cg.RunStatus.COMPLETE
-    assert run.succeeded and run.is_terminal
-    assert run.result is not None and "Summarize the README" in run.result
+    assert run.succeeded
+    assert run.is_terminal
+    assert run.result is not None
+    assert "Summarize the README" in run.result
     assert again.result == run.result
     assert updates[-1] == cg.RunStatus.COMPLETE
     assert len(updates) == len(set(updates))  # called on changes only
