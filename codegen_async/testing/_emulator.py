@@ -237,9 +237,9 @@ class Emulator:
     def serve_in_thread(self, port: int = 0) -> Iterator[str]:
         """`serve` for blocking code: the server runs in its own thread."""
         serving = self._serve_module(port)
-        with serving.serve_app_in_thread(self.wire_app, host="127.0.0.1", port=port) as base_url:
-            with self._served_at(str(base_url)) as url:
-                yield url
+        in_thread = serving.serve_app_in_thread(self.wire_app, host="127.0.0.1", port=port)
+        with in_thread as base_url, self._served_at(str(base_url)) as url:
+            yield url
 
     def _serve_module(self, port: int) -> Any:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
