@@ -42,13 +42,13 @@ with serve_app_in_thread(emu.wire_app, faults=False) as url:
 """
 
 
-def start_launcher() -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def start_launcher(code: str = LAUNCHER) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER],
+        [sys.executable, "-c", code],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
