@@ -29,12 +29,15 @@ from ._errors import (
     PermissionDeniedError,
     RateLimitError,
     ResponseValidationError,
+    RunNotStartedError,
     ServerError,
     ValidationError,
     WaitTimeoutError,
 )
+from ._fanout import ProgressEvent, ProgressKind, RunMany, RunOutcome, RunSpec
 from ._http import APIResponse
 from ._limits import Limit, PollPolicy, RateClass, RateLimits
+from ._synthesis import DEFAULT_SYNTHESIS_PROMPT, MultiRunResult
 from .models import (
     AgentRun,
     AgentRunLog,
@@ -48,8 +51,10 @@ from .models import (
     SourceType,
     User,
 )
+from .resources import FunctionOutcome
 
 __all__ = [
+    "DEFAULT_SYNTHESIS_PROMPT",
     "IDEMPOTENCY_METADATA_KEY",
     "APIConnectionError",
     "APIResponse",
@@ -66,19 +71,27 @@ __all__ = [
     "BadRequestError",
     "CodegenError",
     "ConfigurationError",
+    "FunctionOutcome",
     "FunctionResult",
     "HealthCheck",
     "Limit",
+    "MultiRunResult",
     "NotFoundError",
     "Organization",
     "Page",
     "PermissionDeniedError",
     "PollPolicy",
+    "ProgressEvent",
+    "ProgressKind",
     "RateClass",
     "RateLimitError",
     "RateLimits",
     "Repository",
     "ResponseValidationError",
+    "RunMany",
+    "RunNotStartedError",
+    "RunOutcome",
+    "RunSpec",
     "RunStatus",
     "ServerError",
     "SourceType",

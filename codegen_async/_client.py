@@ -14,12 +14,14 @@ import httpx
 from . import _errors
 from ._create import CreatePolicy
 from ._curl import CapturedRequest, to_curl
+from ._fanout import ProgressEvent, RunInput, RunMany, RunOutcome, RunSpec, specs_of
 from ._http import APIResponse, Pipeline
 from ._limits import PollPolicy, RateLimits
 from ._logging import configure_from_env
 from ._polling import Poller
 from ._ratelimit import RateLimiter
 from ._settings import Settings, resolve_settings
+from ._synthesis import MultiRunResult, multi_run
 from .models import AgentRun, AgentType, HealthCheck
 from .resources import (
     AgentRuns,
@@ -266,4 +268,110 @@ class AsyncCodegen:
         )
         return await self.agent_runs.wait(
             run, timeout=timeout, raise_on_failure=raise_on_failure, on_update=on_update
+        )
+
+    # -- fan-out ------------------------------------------------------------------------
+
+    def run_many(
+        self,
+        items: Iterable[str | RunSpec],
+        *,
+        max_concurrency: int = 10,
+        timeout: float | None = None,
+        fail_fast: bool = False,
+        on_progress: Callable[[ProgressEvent], object] | None = None,
+    ) -> RunMany:
+        """Start a run for every item (a prompt or a `RunSpec`) and yield one `RunOutcome`
+        per item as each finishes: `async for outcome in client.run_many(prompts): ...`.
+
+        At most `max_concurrency` runs are on the server at once; creates are paced by the
+        rate limiter and exactly-once. `timeout` (seconds) covers the whole fan-out: runs
+        still going then end with `WaitTimeoutError`, inputs not started with
+        `RunNotStartedError`. `fail_fast=True` starts nothing new after the first outcome
+        that is not a success (runs in flight are still awaited and reported).
+        `on_progress` receives every `ProgressEvent`. Items are checked before anything
+        starts. The runs share a group id in their metadata (`RunMany.group_id`).
+        """
+        return self._run_many(
+            specs_of(items),
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            fail_fast=fail_fast,
+            on_progress=on_progress,
+        )
+
+    async def gather_many(
+        self,
+        items: Iterable[str | RunSpec],
+        *,
+        max_concurrency: int = 10,
+        timeout: float | None = None,
+        fail_fast: bool = False,
+        on_progress: Callable[[ProgressEvent], object] | None = None,
+    ) -> list[RunOutcome]:
+        """`run_many` to the end: one `RunOutcome` per item, in the items' order."""
+        fan_out = self.run_many(
+            items,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            fail_fast=fail_fast,
+            on_progress=on_progress,
+        )
+        return await fan_out.gather()
+
+    async def multi_run(
+        self,
+        prompt: str,
+        *,
+        concurrency: int = 3,
+        synthesize: bool = True,
+        synthesis_prompt: str | None = None,
+        timeout: float | None = None,
+        on_progress: Callable[[ProgressEvent], object] | None = None,
+        repo_id: int | None = None,
+        model: str | None = None,
+        agent_type: AgentType | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> MultiRunResult:
+        """Run `concurrency` agents on `prompt` at once, then one run that synthesizes their
+        answers into `final`.
+
+        `synthesis_prompt` is a template with `{prompt}` and `{candidates}` (checked
+        before anything starts); the default is `DEFAULT_SYNTHESIS_PROMPT`. When some
+        candidates fail, the others are synthesized; one candidate is `final` as it is;
+        none leaves `final` None. `timeout` covers candidates and synthesis together.
+        """
+        return await multi_run(
+            self,
+            prompt,
+            concurrency=concurrency,
+            synthesize=synthesize,
+            synthesis_prompt=synthesis_prompt,
+            timeout=timeout,
+            on_progress=on_progress,
+            repo_id=repo_id,
+            model=model,
+            agent_type=agent_type,
+            metadata=metadata,
+        )
+
+    def _run_many(
+        self,
+        items: list[tuple[RunInput, RunSpec]],
+        *,
+        max_concurrency: int,
+        timeout: float | None,
+        fail_fast: bool,
+        on_progress: Callable[[ProgressEvent], object] | None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> RunMany:
+        return RunMany(
+            self.agent_runs,
+            self._get_poller(),
+            items,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            fail_fast=fail_fast,
+            on_progress=on_progress,
+            metadata=metadata,
         )

@@ -13,6 +13,7 @@ CodegenError
 ├── WaitTimeoutError          (.run: the last snapshot)
 ├── AgentRunFailedError       (.run; raised only with raise_on_failure=True)
 ├── AmbiguousCreateError      (.idempotency_key, .started_at)
+├── RunNotStartedError        (a fan-out input never started: fail_fast, or its timeout)
 └── ConfigurationError        (also a ValueError: a setting is missing or invalid)
 ```
 """
@@ -40,6 +41,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseValidationError",
+    "RunNotStartedError",
     "ServerError",
     "ValidationError",
     "WaitTimeoutError",
@@ -186,6 +188,11 @@ class AmbiguousCreateError(CodegenError):
         self.idempotency_key = idempotency_key
         self.started_at = started_at
         self.cause = cause
+
+
+class RunNotStartedError(CodegenError):
+    """A fan-out input whose run was never created: the fan-out stopped first
+    (`fail_fast` after a failure, or its `timeout`). Nothing was sent for it."""
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

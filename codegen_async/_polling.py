@@ -28,7 +28,7 @@ from . import _errors
 from ._limits import PollPolicy
 from .models import AgentRun, Page, SourceType
 
-__all__ = ["Poller", "RunSource"]
+__all__ = ["Poller", "RunSource", "WatchGroup"]
 
 logger = logging.getLogger("codegen_async")
 
@@ -171,35 +171,34 @@ class Poller:
         """Yield each run once, as it becomes terminal."""
         _check_timeout(timeout)
         deadline = math.inf if timeout is None else self._clock() + timeout
-        sub = _Subscriber()
-        pending: dict[int, _Watch] = {}
+        group = self.group()
         try:
             for run in runs:
-                watch = self._subscribe(run, sub)
-                pending.setdefault(watch.run_id, watch)
-            while pending:
-                finished = [w for w in pending.values() if w.done]
+                group.add(run)
+            while group.pending:
+                finished = group.take_done()
                 for watch in finished:
-                    del pending[watch.run_id]
-                    self._unsubscribe(watch, sub)
                     if watch.error is not None:
                         raise watch.error
                     assert watch.snapshot is not None
                     yield watch.snapshot
-                if not pending or finished:
+                if not group.pending or finished:
                     continue
                 try:
                     with anyio.fail_after(deadline - self._clock()):
-                        await self._wait_or_lead(sub)
+                        await group.changed()
                 except TimeoutError:
-                    ids = ", ".join(str(i) for i in sorted(pending))
-                    oldest = next(iter(pending.values())).snapshot
+                    ids = ", ".join(str(i) for i in sorted(group.pending))
+                    oldest = next(iter(group.pending.values())).snapshot
                     raise _errors.WaitTimeoutError(
                         f"agent runs not finished after {timeout}s: {ids}", run=oldest
                     ) from None
         finally:
-            for watch in pending.values():
-                self._unsubscribe(watch, sub)
+            group.close()
+
+    def group(self) -> WatchGroup:
+        """A set of runs one caller awaits together (`as_completed`, fan-outs)."""
+        return WatchGroup(self)
 
     # -- watches ------------------------------------------------------------------------
 
@@ -324,6 +323,53 @@ class Poller:
     def _jittered(self, seconds: float) -> float:
         spread = self.policy.jitter
         return seconds * (1.0 + self._rng.uniform(-spread, spread)) if spread else seconds
+
+
+class WatchGroup:
+    """Runs awaited together by one caller: one subscriber, many watches.
+
+    `add` subscribes a run, `changed()` returns when one of them changed status (leading
+    the refreshes when nobody else does), `take_done` removes the finished ones, and
+    `close` unsubscribes the rest. `poke` makes a pending `changed()` return early, after
+    the refresh cycle in progress, if any: a soft stop that leaves no request half-done.
+    """
+
+    __slots__ = ("_poller", "_sub", "pending")
+
+    def __init__(self, poller: Poller) -> None:
+        self._poller = poller
+        self._sub = _Subscriber()
+        self.pending: dict[int, _Watch] = {}
+
+    def add(self, run: AgentRun | int) -> int:
+        """Await `run` too; returns its id."""
+        watch = self._poller._subscribe(run, self._sub)
+        if self.pending.setdefault(watch.run_id, watch) is not watch:
+            self._poller._unsubscribe(watch, self._sub)  # already awaited by this group
+        return watch.run_id
+
+    def take_done(self) -> list[_Watch]:
+        """Remove and return the watches that finished (terminal, or failed for good)."""
+        done = [watch for watch in self.pending.values() if watch.done]
+        for watch in done:
+            del self.pending[watch.run_id]
+            self._poller._unsubscribe(watch, self._sub)
+        return done
+
+    async def changed(self) -> None:
+        """Return when a run of the group changed status, or when poked."""
+        await self._poller._wait_or_lead(self._sub)
+
+    def poke(self) -> None:
+        """Make the current or next `changed()` return."""
+        self._sub.wake()
+        self._poller._reschedule.set()
+
+    def close(self) -> None:
+        """Stop awaiting every run still pending."""
+        for watch in self.pending.values():
+            self._poller._unsubscribe(watch, self._sub)
+        self.pending.clear()
 
 
 def _run_id(run: object) -> int:

@@ -2,7 +2,7 @@
 
 from .agent_runs import AgentRuns
 from .cli_rules import CLIRulesResource
-from .functions import Functions
+from .functions import FunctionOutcome, Functions
 from .integrations import Integrations
 from .mcp_providers import MCPProviders
 from .oauth import OAuth
@@ -17,6 +17,7 @@ from .users import Users
 __all__ = [
     "AgentRuns",
     "CLIRulesResource",
+    "FunctionOutcome",
     "Functions",
     "Integrations",
     "MCPProviders",

@@ -1,0 +1,166 @@
+"""`multi_run`: several agents on one prompt, then one run that synthesizes their answers.
+
+The candidates are one fan-out (`RunMany`) of the same spec, `concurrency` times, sharing
+a group id in their metadata (role "candidate"). What comes out:
+
+- `candidates`: the results of the candidates that ended COMPLETE with a result, in
+  start order; `agent_runs`: every candidate run that was created and ended;
+  `outcomes`: one `RunOutcome` per candidate, errors included.
+- Two or more candidates and `synthesize=True`: one synthesis run (role "synthesis")
+  gets the prompt built from the template; `final` is its result when it succeeds, else
+  None (then `synthesis_error` or `synthesis_run.status` says why).
+- Exactly one candidate: it is `final`; no synthesis run (there is nothing to combine).
+- No candidate (every run failed): `final` is None, no synthesis run. If not a single
+  candidate run could even be created, the first error is raised instead.
+- `synthesize=False`: `final` is the first candidate.
+
+`timeout` covers the candidates and the synthesis together.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from . import _errors, _validate
+from ._constants import GROUP_METADATA_KEY, ROLE_METADATA_KEY
+from ._fanout import ProgressEvent, RunOutcome, RunSpec, specs_of
+from .models import AgentRun, AgentType
+
+if TYPE_CHECKING:
+    from ._client import AsyncCodegen
+
+__all__ = ["DEFAULT_SYNTHESIS_PROMPT", "MultiRunResult", "check_template", "multi_run"]
+
+DEFAULT_SYNTHESIS_PROMPT = """\
+Several agents worked independently on the same task. Their answers follow.
+
+The task:
+{prompt}
+
+The answers:
+{candidates}
+
+Compare the answers, keep what is correct and best in each, resolve where they \
+disagree, and give the single best answer to the task."""
+
+_PLACEHOLDERS = frozenset({"prompt", "candidates"})
+
+
+@attrs.frozen
+class MultiRunResult:
+    """What `multi_run` produced (see the module's rules)."""
+
+    final: str | None
+    candidates: list[str]
+    agent_runs: list[AgentRun]
+    synthesis_run: AgentRun | None
+    group_id: str
+    outcomes: list[RunOutcome]
+    synthesis_error: Exception | None = None
+
+
+def check_template(template: object) -> str:
+    """A synthesis prompt template: a str with exactly the {prompt} and {candidates} fields."""
+    if not isinstance(template, str):
+        raise TypeError(f"synthesis_prompt must be a str, got {type(template).__name__}")
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"synthesis_prompt is not a valid template: {exc}") from None
+    unknown = fields - _PLACEHOLDERS
+    if unknown:
+        raise ValueError(
+            f"synthesis_prompt has unknown placeholders {sorted(unknown)}; only {{prompt}} and "
+            "{candidates} are filled in (write literal braces as {{ and }})"
+        )
+    missing = _PLACEHOLDERS - fields
+    if missing:
+        raise ValueError(f"synthesis_prompt must contain {{{min(missing)}}}")
+    return template
+
+
+def synthesis_text(template: str, prompt: str, candidates: list[str]) -> str:
+    """The synthesis run's prompt: the template filled with the prompt and each candidate."""
+    blocks = "\n\n".join(
+        f"--- Answer {number} ---\n{text}" for number, text in enumerate(candidates, 1)
+    )
+    return template.format(prompt=prompt, candidates=blocks)
+
+
+async def multi_run(
+    client: AsyncCodegen,
+    prompt: str,
+    *,
+    concurrency: int,
+    synthesize: bool,
+    synthesis_prompt: str | None,
+    timeout: float | None,
+    on_progress: Callable[[ProgressEvent], object] | None,
+    repo_id: int | None,
+    model: str | None,
+    agent_type: AgentType | None,
+    metadata: Mapping[str, Any] | None,
+) -> MultiRunResult:
+    """See `AsyncCodegen.multi_run`."""
+    template = (
+        DEFAULT_SYNTHESIS_PROMPT if synthesis_prompt is None else check_template(synthesis_prompt)
+    )
+    _validate.positive_int("concurrency", concurrency)
+    if not isinstance(synthesize, bool):
+        raise TypeError(f"synthesize must be a bool, got {type(synthesize).__name__}")
+    spec = RunSpec(prompt, repo_id, model, agent_type, metadata)
+    items = specs_of([spec] * concurrency)
+    started = anyio.current_time()
+    fan_out = client._run_many(
+        items,
+        max_concurrency=concurrency,
+        timeout=timeout,
+        fail_fast=False,
+        on_progress=on_progress,
+        metadata={ROLE_METADATA_KEY: "candidate"},
+    )
+    outcomes = await fan_out.gather()
+    if not fan_out.created:
+        error = outcomes[0].error
+        assert error is not None
+        raise error
+    runs = [outcome.run for outcome in outcomes if outcome.run is not None]
+    candidates = [run.result for run in runs if run.succeeded and run.result]
+    result = MultiRunResult(
+        final=candidates[0] if candidates else None,
+        candidates=candidates,
+        agent_runs=runs,
+        synthesis_run=None,
+        group_id=fan_out.group_id,
+        outcomes=outcomes,
+    )
+    if not synthesize or len(candidates) < 2:
+        return result
+    remaining = None if timeout is None else started + timeout - anyio.current_time()
+    if remaining is not None and remaining <= 0:
+        error = _errors.WaitTimeoutError(f"no time left for the synthesis within {timeout}s")
+        return attrs.evolve(result, final=None, synthesis_error=error)
+    meta = {
+        **(metadata or {}),
+        GROUP_METADATA_KEY: fan_out.group_id,
+        ROLE_METADATA_KEY: "synthesis",
+    }
+    try:
+        run = await client.run(
+            synthesis_text(template, prompt, candidates),
+            timeout=remaining,
+            repo_id=repo_id,
+            model=model,
+            agent_type=agent_type,
+            metadata=meta,
+        )
+    except _errors.WaitTimeoutError as exc:
+        return attrs.evolve(result, final=None, synthesis_run=exc.run, synthesis_error=exc)
+    except _errors.CodegenError as exc:
+        return attrs.evolve(result, final=None, synthesis_error=exc)
+    return attrs.evolve(result, final=run.result if run.succeeded else None, synthesis_run=run)
