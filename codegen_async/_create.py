@@ -2,7 +2,7 @@
 
 Every create carries a client token in the run's `metadata`. When a POST fails in a way
 that leaves its outcome unknown (the request may have been processed: read timeout,
-connection lost after sending, 408/500/502/504, a 2xx we could not read, the call's
+connection lost after sending, 408 or any 5xx, a 2xx we could not read, the call's
 deadline), we do not POST blindly again. We *reconcile*: after a short grace period we
 read the caller's newest API runs and return the one that carries the token. Only when
 it is still absent after a bounded window do we POST again, with the same token. If the
@@ -32,13 +32,14 @@ AMBIGUOUS: tuple[type[Exception], ...] = (
     _errors.APIConnectionError,  # includes APITimeoutError: lost or timed out after sending
     _errors.ResponseValidationError,  # a 2xx we could not read
 )
-_AMBIGUOUS_STATUS = frozenset({408, 500, 502, 504})
 
 
 def is_ambiguous(error: Exception) -> bool:
     """Could the POST that raised `error` have created the run?"""
     if isinstance(error, _errors.APIStatusError):
-        return error.status_code in _AMBIGUOUS_STATUS
+        # A 5xx can come from a proxy after the server committed (even a 503): only a
+        # lookup can tell.
+        return error.status_code == 408 or error.status_code >= 500
     if isinstance(error, _errors.APIConnectionError) and not error.sent:
         return False
     return isinstance(error, AMBIGUOUS)
@@ -79,12 +80,19 @@ async def create_exactly_once(
                 return await post()
             except Exception as exc:
                 if not is_ambiguous(exc):
+                    if last is not None:  # an earlier attempt may still have created it
+                        found, _ = await _look_for(find, attrs.evolve(policy, grace=0, checks=1))
+                        if found is not None:
+                            return found
                     raise
                 last = exc
             logger.info("create %s: outcome unknown (%s); reconciling", key, last)
-            found = await _look_for(find, policy)
+            found, conclusive = await _look_for(find, policy)
             if found is not None:
                 return found
+            if not conclusive:
+                logger.info("create %s: every lookup failed; not posting again", key)
+                break
             logger.info("create %s: no run carries the token; posting again", key)
     except anyio.get_cancelled_exc_class():
         _remember(unconfirmed, key, started_at, "cancelled")
@@ -101,19 +109,23 @@ async def create_exactly_once(
 
 async def _look_for(
     find: Callable[[], Awaitable[AgentRun | None]], policy: CreatePolicy
-) -> AgentRun | None:
+) -> tuple[AgentRun | None, bool]:
+    """The run carrying the token, if found; and whether any lookup completed (only a
+    completed lookup can show the run is absent; a failed one shows nothing)."""
     delay = policy.grace
+    conclusive = False
     for _ in range(policy.checks):
         await anyio.sleep(delay)
         try:
             found = await find()
         except _errors.CodegenError as exc:
             logger.info("reconciliation lookup failed: %s", exc)
-            found = None
-        if found is not None:
-            return found
+        else:
+            if found is not None:
+                return found, True
+            conclusive = True
         delay *= policy.growth
-    return None
+    return None, conclusive
 
 
 def _remember(

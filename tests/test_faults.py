@@ -53,7 +53,8 @@ CASES = {
     "504 committed": Case("error_after_commit", "run", status=504),
     "500 not committed": Case("error_before", "run", status=500),
     "502 not committed": Case("error_before", "run", status=502),
-    "503 not committed": Case("error_before", "ServerError", status=503, runs=0),
+    "503 not committed": Case("error_before", "run", status=503),
+    "503 committed": Case("error_after_commit", "run", status=503),
     "402 never retried": Case("error_before", "AgentRunLimitReachedError", status=402, runs=0),
     "400 never retried": Case("error_before", "BadRequestError", status=400, runs=0),
     "listed only after a delay": Case("error_after_commit", "run", status=502, list_delay=2.0),
@@ -161,6 +162,21 @@ async def test_caller_cancelling_mid_post_exposes_the_token(served: Emulator) ->
         await assert_pool_clean_and_usable(client)
         await anyio.sleep(0.6)  # let the server finish what it started
     assert runs_with(emu, "cancelled") <= 1
+
+
+@pytest.mark.anyio
+async def test_failed_lookups_never_lead_to_a_second_post(served: Emulator) -> None:
+    emu = served
+    emu.faults.add("error_after_commit", route="create_agent_run", status=502)
+    emu.faults.add("error_before", route="list_agent_runs", status=400, times=3)
+    async with make_client(emu) as client:
+        await client.users.me()
+        with pytest.raises(cg.AmbiguousCreateError) as info:
+            await client.agent_runs.create("lookups fail", idempotency_key="tok-lookups")
+        await assert_pool_clean_and_usable(client)
+    assert info.value.idempotency_key == "tok-lookups"
+    assert runs_with(emu, "tok-lookups") == 1  # the committed one, and no other
+    assert emu.counters.requests_by_route["create_agent_run"] == 1
 
 
 @pytest.mark.anyio
