@@ -180,7 +180,6 @@ class RunMany:
         self._creating = 0
         self._outcomes: deque[RunOutcome] = deque()
         self._events: deque[ProgressEvent] | None = None
-        self._produced = 0
         self._started: float | None = None
         self._stop_reason: str | None = None
         self._closed = False
@@ -260,19 +259,18 @@ class RunMany:
         """Start runs while there is room and wait until something happened."""
         if self._started is None:
             self._started = self._clock()
-        before = self._produced
         try:
             async with anyio.create_task_group() as tg:
                 for _ in range(_PARALLEL_CREATES):
-                    tg.start_soon(self._create_while_room, before)
-                await self._watch(before)
+                    tg.start_soon(self._create_while_room)
+                await self._watch()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await self.aclose()
             raise
 
-    async def _create_while_room(self, before: int) -> None:
-        while self._produced == before and self._room():
+    async def _create_while_room(self) -> None:
+        while not self._ready() and self._room():
             index, item, spec = self._todo.popleft()
             self._creating += 1
             try:
@@ -280,6 +278,10 @@ class RunMany:
             finally:
                 self._creating -= 1
                 self._group.poke()
+
+    def _ready(self) -> bool:
+        """Is there something for the consumer: an outcome, or an event in events()?"""
+        return bool(self._outcomes if self._events is None else self._events)
 
     def _room(self) -> bool:
         return (
@@ -307,15 +309,15 @@ class RunMany:
         self._group.add(run)
         self._emit(ProgressKind.CREATED, index, item, run=run)
 
-    async def _watch(self, before: int) -> None:
-        """Collect what the poller saw until this step produced something and no create
+    async def _watch(self) -> None:
+        """Collect what the poller saw until there is something to hand out and no create
         is in progress."""
         while True:
             self._collect()
             if self._remaining() <= 0:
                 self._expire()
             if not self._creating:
-                if self._produced > before or self._finished:
+                if self._ready() or self._finished:
                     return
                 if not self._group.pending and not self._room():
                     self._skip_rest()
@@ -388,7 +390,6 @@ class RunMany:
         error: Exception | None = None,
         outcome: RunOutcome | None = None,
     ) -> None:
-        self._produced += 1
         elapsed = self._clock() - (self._started or self._clock())
         event = ProgressEvent(kind, index, item, run, error, elapsed, outcome)
         if self._events is not None:
