@@ -111,10 +111,11 @@ async def _look_for(
     find: Callable[[], Awaitable[AgentRun | None]], policy: CreatePolicy
 ) -> tuple[AgentRun | None, bool]:
     """The run carrying the token, if found; and whether any lookup completed (only a
-    completed lookup can show the run is absent; a failed one shows nothing)."""
+    completed lookup can show the run is absent; a failed one shows nothing, so it does
+    not count: up to `checks` completed lookups, within `3 * checks` attempts)."""
     delay = policy.grace
-    conclusive = False
-    for _ in range(policy.checks):
+    completed = 0
+    for _ in range(3 * policy.checks):
         await anyio.sleep(delay)
         try:
             found = await find()
@@ -123,9 +124,11 @@ async def _look_for(
         else:
             if found is not None:
                 return found, True
-            conclusive = True
-        delay *= policy.growth
-    return None, conclusive
+            completed += 1
+            if completed == policy.checks:
+                break
+            delay *= policy.growth
+    return None, completed > 0
 
 
 def _remember(

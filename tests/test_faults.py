@@ -168,7 +168,7 @@ async def test_caller_cancelling_mid_post_exposes_the_token(served: Emulator) ->
 async def test_failed_lookups_never_lead_to_a_second_post(served: Emulator) -> None:
     emu = served
     emu.faults.add("error_after_commit", route="create_agent_run", status=502)
-    emu.faults.add("error_before", route="list_agent_runs", status=400, times=3)
+    emu.faults.add("error_before", route="list_agent_runs", status=400, times=9)
     async with make_client(emu) as client:
         await client.users.me()
         with pytest.raises(cg.AmbiguousCreateError) as info:
@@ -176,6 +176,19 @@ async def test_failed_lookups_never_lead_to_a_second_post(served: Emulator) -> N
         await assert_pool_clean_and_usable(client)
     assert info.value.idempotency_key == "tok-lookups"
     assert runs_with(emu, "tok-lookups") == 1  # the committed one, and no other
+    assert emu.counters.requests_by_route["create_agent_run"] == 1
+
+
+@pytest.mark.anyio
+async def test_a_failed_lookup_does_not_count_as_a_miss(served: Emulator) -> None:
+    emu = served
+    emu.faults.add("error_after_commit", route="create_agent_run", status=502)
+    emu.faults.add("error_before", route="list_agent_runs", status=400, times=5)
+    async with make_client(emu) as client:
+        await client.users.me()
+        run = await client.agent_runs.create("lookups fail first", idempotency_key="tok-late")
+    assert run.metadata is not None
+    assert run.metadata[IDEMPOTENCY_METADATA_KEY] == "tok-late"
     assert emu.counters.requests_by_route["create_agent_run"] == 1
 
 
