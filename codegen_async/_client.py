@@ -50,6 +50,22 @@ class AsyncCodegen:
     `async with AsyncCodegen() as client:` or call `await client.aclose()` when done.
     """
 
+    agent_runs: AgentRuns
+    users: Users
+    organizations: Organizations
+    repositories: Repositories
+    integrations: Integrations
+    setup_commands: SetupCommands
+    sandbox: Sandbox
+    pull_requests: PullRequests
+    oauth: OAuth
+    mcp_providers: MCPProviders
+    cli_rules: CLIRulesResource
+    slack_connect: SlackConnect
+    functions: Functions
+    rate_limits: RateLimits
+    poll_policy: PollPolicy
+
     def __init__(
         self,
         api_key: str | None = None,

@@ -154,6 +154,9 @@ class RunMany:
     server and a WARNING names those not yet reported.
     """
 
+    group_id: str
+    created: list[int]
+
     def __init__(
         self,
         runs: AgentRuns,

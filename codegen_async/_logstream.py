@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
 import anyio
 
+from ._batched import Batched
 from ._pagination import MAX_PAGE_SIZE
 from .models import AgentRunLog
 
@@ -17,9 +18,9 @@ if TYPE_CHECKING:
 __all__ = ["stream_logs"]
 
 
-async def stream_logs(
+def stream_logs(
     runs: AgentRuns, run_id: int, *, follow: bool, poller: Callable[[], Poller]
-) -> AsyncIterator[AgentRunLog]:
+) -> Batched[AgentRunLog]:
     """Page through the alpha logs endpoint from the oldest entry.
 
     Logs only grow, so the count read so far is the next `skip`. Without `follow` it stops
@@ -27,13 +28,19 @@ async def stream_logs(
     restarting at `first` whenever something new arrives) until a page shows the run
     terminal and every entry read.
     """
+    return Batched(_log_pages(runs, run_id, follow=follow, poller=poller))
+
+
+async def _log_pages(
+    runs: AgentRuns, run_id: int, *, follow: bool, poller: Callable[[], Poller]
+) -> AsyncGenerator[list[AgentRunLog], None]:
     policy = poller().policy
     interval = policy.first
     read = 0
     while True:
         page = await runs.logs_page(run_id, skip=read, limit=MAX_PAGE_SIZE)
-        for entry in page.logs:
-            yield entry
+        if page.logs:
+            yield page.logs
         read += len(page.logs)
         total = read if page.total_logs is None else page.total_logs
         if page.logs and read < total:

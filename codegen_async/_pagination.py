@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 from typing import TypeVar
 
+from ._batched import Batched
 from .models import Page
 
 __all__ = ["MAX_PAGE_SIZE", "check_page_args", "paginate"]
@@ -22,29 +23,44 @@ def check_page_args(skip: int, limit: int) -> None:
         raise ValueError(f"limit must be an integer in 1..{MAX_PAGE_SIZE}, got {limit!r}")
 
 
-async def paginate(
+def paginate(
     fetch: Callable[[int, int], Awaitable[Page[T]]],
     *,
     page_size: int = MAX_PAGE_SIZE,
     key: Callable[[T], Hashable] | None = None,
-) -> AsyncIterator[T]:
-    """Yield every item of every page, in order, until the server has no more.
+) -> Batched[T]:
+    """Every item of every page, in order, until the server has no more.
 
     With `key`, an item seen on an earlier page is not yielded again: lists that grow at
     the front (newest first) shift items onto the next page while we read.
     """
     check_page_args(0, page_size)
-    seen: set[Hashable] | None = set() if key is not None else None
+    return Batched(_pages(fetch, page_size, key))
+
+
+async def _pages(
+    fetch: Callable[[int, int], Awaitable[Page[T]]],
+    page_size: int,
+    key: Callable[[T], Hashable] | None,
+) -> AsyncGenerator[list[T], None]:
+    seen: set[Hashable] = set()
     skip = 0
     while True:
         page = await fetch(skip, page_size)
-        for item in page.items:
-            if seen is not None and key is not None:
-                k = key(item)
-                if k in seen:
-                    continue
-                seen.add(k)
-            yield item
+        items = page.items if key is None else _unseen(page.items, key, seen)
+        if items:
+            yield items
         skip += len(page.items)
         if not page.items or skip >= page.total:
             return
+
+
+def _unseen(items: list[T], key: Callable[[T], Hashable], seen: set[Hashable]) -> list[T]:
+    """The items whose key is not in `seen`, which learns them."""
+    fresh = []
+    for item in items:
+        k = key(item)
+        if k not in seen:
+            seen.add(k)
+            fresh.append(item)
+    return fresh

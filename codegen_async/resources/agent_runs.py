@@ -31,6 +31,9 @@ def run_id_of(run: AgentRun | int) -> int:
 class AgentRuns(Resource):
     __slots__ = ("_caller_id", "_poller", "create_policy", "unconfirmed_creates")
 
+    create_policy: CreatePolicy
+    unconfirmed_creates: list[UnconfirmedCreate]
+
     def __init__(
         self,
         http: Pipeline,
