@@ -1,0 +1,483 @@
+"""One handler per command: call the library, show the result, return the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import itertools
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import anyio
+
+from .._client import AsyncCodegen
+from .._errors import WaitTimeoutError
+from .._fanout import ProgressEvent, ProgressKind, RunOutcome, RunSpec
+from .._synthesis import MultiRunResult
+from ..models import AgentRun, AgentRunLog
+from . import _exit
+from ._output import Column, Output, to_json
+from ._progress import Tracker, label_of, open_tracker
+from ._session import Created, Session, make_emulator, open_client
+
+__all__ = ["execute", "serve_emulator"]
+
+T = TypeVar("T")
+Handler = Callable[[Session], Awaitable[int]]
+Call = Callable[[AsyncCodegen, argparse.Namespace], Awaitable[object]]
+
+_EXCERPT = 60
+
+
+def _excerpt(text: str | None) -> str:
+    if not text:
+        return "-"
+    text = " ".join(text.split())
+    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
+
+
+def _status(run: AgentRun | None) -> str:
+    if run is None or run.status is None:
+        return "-"
+    return str(run.status.value)
+
+
+def _exit_for(ok: bool) -> int:
+    return _exit.OK if ok else _exit.RUN_FAILED
+
+
+# -- showing runs -------------------------------------------------------------------------
+
+RUN_COLUMNS: Sequence[Column] = (
+    ("ID", lambda run: run.id),
+    ("STATUS", _status),
+    ("CREATED", lambda run: run.created_at and run.created_at.strftime("%Y-%m-%d %H:%M:%S")),
+    ("SOURCE", lambda run: run.source_type),
+    ("SUMMARY", lambda run: _excerpt(run.summary)),
+)
+
+
+def show_run(out: Output, run: AgentRun) -> None:
+    if out.json_mode:
+        out.document(to_json(run))
+        return
+    pull_requests = [pr.url for pr in run.github_pull_requests or [] if pr.url]
+    out.fields(
+        [
+            ("run", run.id),
+            ("status", _status(run)),
+            ("created", run.created_at and run.created_at.isoformat(timespec="seconds")),
+            ("web url", run.web_url),
+            ("pull requests", ", ".join(pull_requests)),
+            ("summary", run.summary),
+        ]
+    )
+    if run.result:
+        out.line()
+        out.line(run.result)
+
+
+def _log_line(entry: AgentRunLog) -> str:
+    when = entry.created_at.strftime("%H:%M:%S") if entry.created_at else "--:--:--"
+    parts = [when, entry.message_type or "-", entry.tool_name or "", entry.thought or ""]
+    return "  ".join(part for part in parts if part)
+
+
+async def _print_logs(out: Output, logs: AsyncIterator[AgentRunLog]) -> list[AgentRunLog]:
+    """Print each entry as it comes (human mode) and return them all."""
+    seen = []
+    async for entry in logs:
+        seen.append(entry)
+        if not out.json_mode:
+            out.line(_log_line(entry))
+    return seen
+
+
+# -- waiting for one run ------------------------------------------------------------------
+
+
+async def _wait(s: Session, run: AgentRun, label: str, *, plain: bool = False) -> AgentRun:
+    """Wait for `run` with a progress line driven by `wait(on_update=...)`."""
+    with open_tracker(s.out, [label], quiet=s.args.quiet, plain=plain) as tracker:
+        tracker.created(0, run)
+        try:
+            final = await s.client.agent_runs.wait(
+                run, timeout=s.args.timeout, on_update=functools.partial(tracker.update, 0)
+            )
+        except WaitTimeoutError as exc:
+            tracker.finish(0, exc.run, exc)
+            raise
+        tracker.finish(0, final)
+    return final
+
+
+async def _wait_following(s: Session, run: AgentRun, label: str) -> tuple[AgentRun, list[Any]]:
+    """Wait while streaming the run's logs (plain progress: the logs share the terminal)."""
+    logs: list[AgentRunLog] = []
+
+    async def follow() -> None:
+        logs.extend(await _print_logs(s.out, s.client.agent_runs.logs(run.id, follow=True)))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow)
+        final = await _wait(s, run, label, plain=True)
+    return final, [to_json(entry) for entry in logs]
+
+
+async def _finish_run(s: Session, run: AgentRun, label: str) -> int:
+    if s.args.follow:
+        run, logs = await _wait_following(s, run, label)
+        if s.out.json_mode:
+            s.out.document({**to_json(run), "logs": logs})
+            return _exit_for(run.succeeded)
+    else:
+        run = await _wait(s, run, label)
+    show_run(s.out, run)
+    return _exit_for(run.succeeded)
+
+
+async def run_command(s: Session) -> int:
+    a = s.args
+    run = await s.client.agent_runs.create(
+        a.prompt, repo_id=a.repo_id, model=a.model, agent_type=a.agent_type
+    )
+    s.created.add(run.id)
+    if a.no_wait:
+        show_run(s.out, run)
+        return _exit.OK
+    return await _finish_run(s, run, label_of(a.prompt, a.repo_id))
+
+
+# -- fan-outs -----------------------------------------------------------------------------
+
+
+def _recording(created: Created, tracker: Tracker) -> Callable[[ProgressEvent], None]:
+    def on_progress(event: ProgressEvent) -> None:
+        if event.kind is ProgressKind.CREATED and event.run is not None:
+            created.add(event.run.id)
+        tracker.event(event)
+
+    return on_progress
+
+
+async def multi_run_command(s: Session) -> int:
+    a = s.args
+    labels = [f"candidate {n}: {label_of(a.prompt)}" for n in range(1, a.concurrency + 1)]
+    with open_tracker(s.out, labels, quiet=a.quiet) as tracker:
+        result = await s.client.multi_run(
+            a.prompt,
+            concurrency=a.concurrency,
+            synthesize=not a.no_synthesize,
+            timeout=a.timeout,
+            on_progress=_recording(s.created, tracker),
+            repo_id=a.repo_id,
+            model=a.model,
+            agent_type=a.agent_type,
+        )
+    _show_multi_run(s.out, result)
+    return _exit_for(result.final is not None)
+
+
+def _show_multi_run(out: Output, result: MultiRunResult) -> None:
+    if out.json_mode:
+        out.document(
+            {
+                "final": result.final,
+                "candidates": result.candidates,
+                "group_id": result.group_id,
+                "agent_runs": [to_json(run) for run in result.agent_runs],
+                "synthesis_run": to_json(result.synthesis_run),
+                "synthesis_error": _error_text(result.synthesis_error),
+            }
+        )
+        return
+    rows = [[str(run.id), _status(run), _excerpt(run.result)] for run in result.agent_runs]
+    if result.synthesis_run is not None:
+        run = result.synthesis_run
+        rows.append([f"{run.id} (synthesis)", _status(run), _excerpt(run.result)])
+    out.table(["RUN", "STATUS", "RESULT"], rows)
+    if result.synthesis_error is not None:
+        out.note(f"synthesis failed: {_error_text(result.synthesis_error)}")
+    out.line()
+    out.line(
+        result.final if result.final is not None else "no final answer: every candidate failed"
+    )
+
+
+def _error_text(error: BaseException | None) -> str | None:
+    return None if error is None else f"{type(error).__name__}: {error}"
+
+
+def _read_prompts(path: str) -> list[str]:
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _exit.CliError(f"cannot read prompts from {path}: {exc}", _exit.USAGE) from None
+    prompts = [line.strip() for line in text.splitlines()]
+    prompts = [line for line in prompts if line and not line.startswith("#")]
+    if not prompts:
+        raise _exit.CliError(f"no prompts in {path}", _exit.USAGE)
+    return prompts
+
+
+def batch_specs(args: argparse.Namespace) -> list[RunSpec]:
+    """One spec per prompt and repository (each prompt in each --repo-id)."""
+    prompts = [args.prompt] if args.file is None else _read_prompts(args.file)
+    repos: list[int | None] = args.repo_ids or [None]
+    return [
+        RunSpec(prompt, repo_id=repo, model=args.model, agent_type=args.agent_type)
+        for prompt, repo in itertools.product(prompts, repos)
+    ]
+
+
+async def batch_command(s: Session) -> int:
+    a = s.args
+    specs = batch_specs(a)
+    labels = [label_of(spec.prompt, spec.repo_id) for spec in specs]
+    with open_tracker(s.out, labels, quiet=a.quiet) as tracker:
+        fan_out = s.client.run_many(
+            specs,
+            max_concurrency=a.max_concurrency,
+            timeout=a.timeout,
+            fail_fast=a.fail_fast,
+            on_progress=tracker.event,
+        )
+        async with fan_out:
+            s.created.watch(fan_out.created)
+            outcomes = await fan_out.gather()
+    _show_outcomes(s.out, outcomes)
+    return _exit_for(all(outcome.ok for outcome in outcomes))
+
+
+def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
+    spec = outcome.input if isinstance(outcome.input, RunSpec) else RunSpec(outcome.input)
+    return {
+        "index": outcome.index,
+        "prompt": spec.prompt,
+        "repo_id": spec.repo_id,
+        "ok": outcome.ok,
+        "run_id": outcome.run_id,
+        "run": to_json(outcome.run),
+        "error": _error_text(outcome.error),
+    }
+
+
+def _show_outcomes(out: Output, outcomes: list[RunOutcome]) -> None:
+    if out.json_mode:
+        out.document([_outcome_json(outcome) for outcome in outcomes])
+        return
+    rows = []
+    for outcome in outcomes:
+        data = _outcome_json(outcome)
+        result = _excerpt(outcome.run.result if outcome.run else data["error"])
+        status = _status(outcome.run) if outcome.run else "not run"
+        rows.append([str(outcome.index + 1), str(outcome.run_id or "-"), status, result])
+    out.table(["#", "RUN", "STATUS", "RESULT"], rows)
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+async def _take(items: AsyncIterator[T], limit: float) -> list[T]:
+    taken: list[T] = []
+    if limit > 0:
+        async for item in items:
+            taken.append(item)
+            if len(taken) >= limit:
+                break
+    aclose = getattr(items, "aclose", None)
+    if aclose is not None:
+        await aclose()
+    return taken
+
+
+async def runs_list(s: Session) -> int:
+    a = s.args
+    listing = s.client.agent_runs.list(user_id=a.user_id, source_type=a.source_type)
+    s.out.records(await _take(listing, a.limit), RUN_COLUMNS)
+    return _exit.OK
+
+
+async def runs_get(s: Session) -> int:
+    show_run(s.out, await s.client.agent_runs.get(s.args.run_id))
+    return _exit.OK
+
+
+async def runs_logs(s: Session) -> int:
+    logs = s.client.agent_runs.logs(s.args.run_id, follow=s.args.follow)
+    entries = await _print_logs(s.out, logs)
+    if s.out.json_mode:
+        s.out.document([to_json(entry) for entry in entries])
+    return _exit.OK
+
+
+async def runs_resume(s: Session) -> int:
+    a = s.args
+    run = await s.client.agent_runs.resume(a.run_id, a.prompt)
+    s.created.add(run.id)
+    if not a.wait:
+        show_run(s.out, run)
+        return _exit.OK
+    run = await _wait(s, run, label_of(a.prompt))
+    show_run(s.out, run)
+    return _exit_for(run.succeeded)
+
+
+# -- reads --------------------------------------------------------------------------------
+
+ORG_COLUMNS: Sequence[Column] = (("ID", lambda org: org.id), ("NAME", lambda org: org.name))
+USER_COLUMNS: Sequence[Column] = (
+    ("ID", lambda user: user.id),
+    ("USERNAME", lambda user: user.github_username),
+    ("NAME", lambda user: user.full_name),
+    ("EMAIL", lambda user: user.email),
+    ("ROLE", lambda user: user.role),
+)
+REPO_COLUMNS: Sequence[Column] = (
+    ("ID", lambda repo: repo.id),
+    ("FULL NAME", lambda repo: repo.full_name),
+    ("LANGUAGE", lambda repo: repo.language),
+    ("VISIBILITY", lambda repo: repo.visibility),
+    ("SETUP", lambda repo: repo.setup_status),
+)
+INTEGRATION_COLUMNS: Sequence[Column] = (
+    ("TYPE", lambda item: item.integration_type),
+    ("ACTIVE", lambda item: item.active),
+)
+
+
+async def orgs(s: Session) -> int:
+    s.out.records([org async for org in s.client.organizations.list()], ORG_COLUMNS)
+    return _exit.OK
+
+
+async def users(s: Session) -> int:
+    s.out.records([user async for user in s.client.users.list()], USER_COLUMNS)
+    return _exit.OK
+
+
+async def repos(s: Session) -> int:
+    s.out.records([repo async for repo in s.client.repositories.list()], REPO_COLUMNS)
+    return _exit.OK
+
+
+async def integrations(s: Session) -> int:
+    found = await s.client.integrations.get()
+    if s.out.json_mode:
+        s.out.document(to_json(found))
+        return _exit.OK
+    name, active = found.organization_name, found.total_active_integrations
+    s.out.line(f"{name} (org {found.organization_id}): {active} active")
+    s.out.records(found.integrations, INTEGRATION_COLUMNS)
+    return _exit.OK
+
+
+async def whoami(s: Session) -> int:
+    health = await s.client.health_check()
+    if s.out.json_mode:
+        s.out.document(to_json(health))
+        return _exit.OK
+    user = health.user
+    who = f"@{user.github_username}" + (f" ({user.full_name})" if user.full_name else "")
+    s.out.fields(
+        [
+            ("ok", health.ok),
+            ("user", f"{who}, id {user.id}"),
+            ("org", health.org_id),
+            ("latency", f"{health.latency * 1000:.0f} ms"),
+        ]
+    )
+    return _exit.OK
+
+
+# -- curl ---------------------------------------------------------------------------------
+
+# The first request each command sends: what `curl <command>` shows.
+FIRST_CALLS: dict[str, Call] = {
+    "run": lambda c, a: c.agent_runs.create(
+        a.prompt, repo_id=a.repo_id, model=a.model, agent_type=a.agent_type
+    ),
+    "runs list": lambda c, a: c.agent_runs.list_page(
+        user_id=a.user_id, source_type=a.source_type, limit=min(a.limit, 100)
+    ),
+    "runs get": lambda c, a: c.agent_runs.get(a.run_id),
+    "runs logs": lambda c, a: c.agent_runs.logs_page(a.run_id),
+    "runs resume": lambda c, a: c.agent_runs.resume(a.run_id, a.prompt),
+    "orgs": lambda c, a: c.organizations.list_page(),
+    "users": lambda c, a: c.users.list_page(),
+    "repos": lambda c, a: c.repositories.list_page(),
+    "integrations": lambda c, a: c.integrations.get(),
+    "whoami": lambda c, a: c.users.me(),
+}
+
+
+async def curl(s: Session) -> int:
+    call = FIRST_CALLS[s.args.action]
+    text = await s.client.as_curl(lambda c: call(c, s.args), show_key=s.args.show_key)
+    if s.out.json_mode:
+        s.out.document({"curl": text})
+    else:
+        s.out.line(text)
+    return _exit.OK
+
+
+# -- dispatch -----------------------------------------------------------------------------
+
+HANDLERS: dict[str, Handler] = {
+    "run": run_command,
+    "multi-run": multi_run_command,
+    "batch": batch_command,
+    "runs list": runs_list,
+    "runs get": runs_get,
+    "runs logs": runs_logs,
+    "runs resume": runs_resume,
+    "orgs": orgs,
+    "users": users,
+    "repos": repos,
+    "integrations": integrations,
+    "whoami": whoami,
+}
+
+
+async def execute(args: argparse.Namespace, out: Output, created: Created) -> int:
+    """Run the parsed command with a client; returns its exit code."""
+    handler = curl if args.command == "curl" else HANDLERS[args.action]
+    async with open_client(args) as client:
+        return await handler(Session(args, out, created, client))
+
+
+# -- emulator -----------------------------------------------------------------------------
+
+
+def _announce(out: Output, api_key: str, org_id: int, url: str) -> None:
+    if out.json_mode:
+        out.document({"base_url": url, "api_key": api_key, "org_id": org_id})
+    else:
+        out.line(f"export CODEGEN_BASE_URL={url}")
+        out.line(f"export CODEGEN_API_KEY={api_key}")
+        out.line(f"export CODEGEN_ORG_ID={org_id}")
+    out.note(f"Codegen emulator listening on {url} (Ctrl-C to stop)")
+
+
+def serve_emulator(args: argparse.Namespace, out: Output) -> int:
+    """Serve an Emulator on 127.0.0.1 until Ctrl-C (blocking; no event loop here)."""
+    if importlib.util.find_spec("uvicorn") is None:
+        raise _exit.CliError(
+            "the emulator command needs uvicorn: pip install 'codegen-async[serve]'",
+            _exit.API_ERROR,
+        )
+    from ..testing._serve import run_forever
+
+    emu = make_emulator(args)
+    ready = functools.partial(_announce, out, emu.api_key, emu.org_id)
+    try:
+        run_forever(emu.wire_app, port=args.port, on_ready=ready)
+    except OSError as exc:
+        raise _exit.CliError(f"cannot serve on port {args.port}: {exc}", _exit.API_ERROR) from None
+    return _exit.OK
