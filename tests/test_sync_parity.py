@@ -1,0 +1,116 @@
+"""Parity: every public name, method and signature of codegen_async has its sync twin.
+
+The rules are restated here, independently of the generator: a coroutine becomes a
+plain method with the same parameters; an async iterator becomes an iterator; `Async*`
+names lose the prefix; `aclose` is `close`; `async with` is `with`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import pytest
+
+import codegen_async
+import codegen_sync
+from codegen_async import resources as async_resources
+from codegen_async._fanout import RunMany as AsyncRunMany
+from codegen_async.resources._base import Resource
+from codegen_sync import _generated
+
+TWINS: dict[type, type] = {
+    codegen_async.AsyncCodegen: codegen_sync.Codegen,
+    AsyncRunMany: codegen_sync.RunMany,
+}
+for _name in async_resources.__all__:
+    _cls = getattr(async_resources, _name)
+    if isinstance(_cls, type) and issubclass(_cls, Resource):
+        TWINS[_cls] = getattr(_generated, _name)
+
+
+def sync_annotation(text: str) -> str:
+    text = re.sub(
+        r"Callable\[\[AsyncCodegen\], Awaitable\[(.+)\]\]", r"Callable[[Codegen], \1]", text
+    )
+    text = re.sub(r"\bAsync(Iterator|Iterable|Generator)\[", r"Iterator[", text)
+    text = re.sub(r"\bAsyncCodegen\b", "Codegen", text)
+    return text.replace("builtins.", "")
+
+
+def normalized(text: str) -> str:
+    return text.replace("builtins.", "").replace(" ", "")
+
+
+def public_methods(cls: type) -> dict[str, object]:
+    return {
+        name: member
+        for name, member in inspect.getmembers(cls)
+        if not name.startswith("_") and (inspect.isfunction(member) or isinstance(member, property))
+    }
+
+
+def test_every_public_name_is_exported_by_both_packages() -> None:
+    expected = {"Codegen" if n == "AsyncCodegen" else n for n in codegen_async.__all__}
+    assert expected <= set(codegen_sync.__all__)
+    for name in codegen_async.__all__:
+        if name in ("AsyncCodegen", "RunMany"):
+            continue
+        assert getattr(codegen_sync, name) is getattr(codegen_async, name), name
+
+
+@pytest.mark.parametrize("async_cls", list(TWINS), ids=lambda c: c.__name__)
+def test_every_method_has_a_twin_with_the_same_signature(async_cls: type) -> None:
+    sync_cls = TWINS[async_cls]
+    async_methods = public_methods(async_cls)
+    sync_methods = public_methods(sync_cls)
+    attributes = {n for n in inspect.get_annotations(async_cls) if not n.startswith("_")}
+    expected = {"close" if n == "aclose" else n for n in async_methods} | attributes
+    assert expected == set(sync_methods), "methods differ"
+    for name, member in async_methods.items():
+        twin = sync_methods["close" if name == "aclose" else name]
+        if isinstance(member, property):
+            assert isinstance(twin, property), name
+            continue
+        assert not inspect.iscoroutinefunction(twin), f"{name} must block"
+        a_sig, s_sig = inspect.signature(member), inspect.signature(twin)  # type: ignore[arg-type]
+        assert list(a_sig.parameters) == list(s_sig.parameters), name
+        for param, sync_param in zip(
+            a_sig.parameters.values(), s_sig.parameters.values(), strict=True
+        ):
+            assert param.kind == sync_param.kind, (name, param.name)
+            assert param.default == sync_param.default, (name, param.name)
+            assert normalized(sync_annotation(str(param.annotation))) == normalized(
+                str(sync_param.annotation)
+            ), (name, param.name)
+        returns = sync_annotation(str(a_sig.return_annotation))
+        returns = re.sub(rf"^{async_cls.__name__}$", sync_cls.__name__, returns)
+        assert normalized(returns) == normalized(str(s_sig.return_annotation)), name
+
+
+@pytest.mark.parametrize("async_cls", list(TWINS), ids=lambda c: c.__name__)
+def test_attributes_and_protocols_have_twins(async_cls: type) -> None:
+    sync_cls = TWINS[async_cls]
+    for name in inspect.get_annotations(async_cls):
+        if not name.startswith("_"):
+            assert isinstance(getattr(sync_cls, name, None), property), name
+    if hasattr(async_cls, "__aenter__"):
+        assert hasattr(sync_cls, "__enter__")
+        assert hasattr(sync_cls, "__exit__")
+    if hasattr(async_cls, "__aiter__"):
+        assert hasattr(sync_cls, "__iter__")
+
+
+def test_the_constructor_is_the_same() -> None:
+    a_sig = inspect.signature(codegen_async.AsyncCodegen.__init__)
+    s_sig = inspect.signature(codegen_sync.Codegen.__init__)
+    assert [(p.name, p.kind, p.default, p.annotation) for p in a_sig.parameters.values()] == [
+        (p.name, p.kind, p.default, p.annotation) for p in s_sig.parameters.values()
+    ]
+
+
+def test_generated_files_say_so_at_the_top() -> None:
+    for module in (codegen_sync, _generated):
+        assert module.__file__ is not None
+        with open(module.__file__) as source:
+            assert source.readline().startswith("# Generated by `nox -s generate_sync`")
