@@ -120,8 +120,10 @@ def test_run_timeout_exits_1_and_says_it_keeps_running(capsys: pytest.CaptureFix
 
 
 def test_multi_run_synthesizes(capsys: pytest.CaptureFixture[str]) -> None:
-    code, result = cli_json(capsys, *FAST, "multi-run", "Why is it slow?", "--concurrency", "2")
+    code, out, err = cli(capsys, *FAST, "--json", "multi-run", "Why slow?", "--concurrency", "2")
     assert code == OK
+    result = json.loads(out)
+    assert "candidates done; synthesizing" in err
     assert len(result["candidates"]) == 2
     assert len(result["agent_runs"]) == 2
     assert result["synthesis_run"]["status"] == "COMPLETE"

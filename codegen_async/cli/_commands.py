@@ -153,11 +153,18 @@ async def run_command(s: Session) -> int:
 # -- fan-outs -----------------------------------------------------------------------------
 
 
-def _recording(created: Created, tracker: Tracker) -> Callable[[ProgressEvent], None]:
+def _candidates_progress(
+    created: Created, tracker: Tracker, *, synthesize: bool
+) -> Callable[[ProgressEvent], None]:
+    """Show each candidate's events, note their ids for Ctrl-C, and say when the
+    synthesis starts (it reports no events of its own)."""
+
     def on_progress(event: ProgressEvent) -> None:
         if event.kind is ProgressKind.CREATED and event.run is not None:
             created.add(event.run.id)
         tracker.event(event)
+        if synthesize and tracker.all_ended:
+            tracker.note("candidates done; synthesizing their answers in one more run")
 
     return on_progress
 
@@ -171,7 +178,7 @@ async def multi_run_command(s: Session) -> int:
             concurrency=a.concurrency,
             synthesize=not a.no_synthesize,
             timeout=a.timeout,
-            on_progress=_recording(s.created, tracker),
+            on_progress=_candidates_progress(s.created, tracker, synthesize=not a.no_synthesize),
             repo_id=a.repo_id,
             model=a.model,
             agent_type=a.agent_type,

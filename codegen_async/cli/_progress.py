@@ -116,6 +116,8 @@ def _seconds(value: float | None) -> str:
 class _Display(Protocol):
     def show(self, row: Row) -> None: ...
 
+    def note(self, text: str) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -133,12 +135,14 @@ class _PlainDisplay:
         took = row.elapsed(row.ended) if row.ended is not None else None
         took_text = "" if took is None else f" after {_seconds(took)}"
         line = f"{self._board.now():7.1f}s  {position} {run}  {row.status}{took_text}  {row.label}"
-        self._stream.write(line + "\n")
+        self.note(line)
+
+    def note(self, text: str) -> None:
+        self._stream.write(text + "\n")
         self._stream.flush()
 
     def close(self) -> None:
-        self._stream.write(self._board.totals() + "\n")
-        self._stream.flush()
+        self.note(self._board.totals())
 
 
 class _RichDisplay:
@@ -172,12 +176,18 @@ class _RichDisplay:
     def show(self, row: Row) -> None:
         self._live.refresh()
 
+    def note(self, text: str) -> None:
+        self._live.console.print(text, markup=False, highlight=False)
+
     def close(self) -> None:
         self._live.stop()
 
 
 class _NoDisplay:
     def show(self, row: Row) -> None:
+        pass
+
+    def note(self, text: str) -> None:
         pass
 
     def close(self) -> None:
@@ -208,6 +218,14 @@ class Tracker:
         """The run's end (shown once, however often it is reported)."""
         if self.board.rows[index].ended is None:
             self._display.show(self.board.finished(index, run, error))
+
+    def note(self, text: str) -> None:
+        """A line about the whole job, between the runs' lines."""
+        self._display.note(text)
+
+    @property
+    def all_ended(self) -> bool:
+        return all(row.ended is not None for row in self.board.rows)
 
     def close(self) -> None:
         self._display.close()
