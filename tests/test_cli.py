@@ -114,6 +114,10 @@ def test_run_timeout_exits_1_and_says_it_keeps_running(capsys: pytest.CaptureFix
     assert out == ""
     assert "error:" in err
     assert "keeps running" in err
+    assert "timed out (PENDING)" in err
+    code, _, err = cli(capsys, *argv, "--follow")  # the wait's error, out of a task group
+    assert code == RUN_FAILED
+    assert err.splitlines()[-1].startswith("error: agent run 1001 not finished")
 
 
 # -- multi-run and batch ------------------------------------------------------------------

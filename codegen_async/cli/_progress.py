@@ -14,6 +14,7 @@ from typing import Any, Protocol, TextIO
 
 import attrs
 
+from .._errors import WaitTimeoutError
 from .._fanout import ProgressEvent, ProgressKind
 from ..models import AgentRun
 from ._output import Output
@@ -76,7 +77,9 @@ class Board:
         if run is not None:
             row.run_id = row.run_id or run.id
             row.status = _status(run)
-        if error is not None:
+        if isinstance(error, WaitTimeoutError):
+            row.status = f"timed out ({row.status})"
+        elif error is not None:
             row.status = type(error).__name__
         row.ok = error is None and run is not None and run.succeeded
         row.ended = self.now()
