@@ -28,6 +28,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import signal
 import threading
 import weakref
 from collections import deque
@@ -75,6 +76,8 @@ class Portal:
         return f"<Portal pid={self.pid} thread={self._thread.name!r} stopped={self._stopped}>"
 
     def _run_loop(self) -> None:
+        if hasattr(signal, "pthread_sigmask"):  # Ctrl-C goes to the caller's thread
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         loop = self._loop
         asyncio.set_event_loop(loop)
         try:
@@ -341,6 +344,7 @@ class _Pump(Generic[T]):
     """The task that owns one async iterator; it answers one request at a time."""
 
     def __init__(self, portal: Portal, source: AsyncIterator[T]) -> None:
+        self._portal = portal
         self._loop = portal._loop
         self._source = source
         self._requests: deque[_Future[list[T] | None]] = deque()
@@ -351,6 +355,7 @@ class _Pump(Generic[T]):
 
     def request(self) -> Job[list[T] | None]:
         """Ask for the next batch (None at the end); the caller waits on the job."""
+        self._portal._check_caller()
         job: Job[list[T] | None] = Job(self._loop)
         self._loop.call_soon_threadsafe(self._enqueue, job)
         return job

@@ -415,3 +415,9 @@ def test_at_exit_open_clients_are_closed_and_the_loop_stops() -> None:
     assert "closed at exit: True" in out
     assert "Task was destroyed" not in err
     assert "Traceback" not in err
+
+
+def test_iterating_from_the_loop_thread_raises(client: Codegen) -> None:
+    runs = client.agent_runs.list()
+    with pytest.raises(RuntimeError, match="own event loop's thread"):
+        get_portal().run_sync(next, runs)
