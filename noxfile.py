@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "types", "tests", "contract"]
+nox.options.sessions = ["lint", "types", "tests", "contract", "soak"]
 nox.options.error_on_missing_interpreters = False
 nox.options.reuse_existing_virtualenvs = True
 
@@ -35,6 +35,18 @@ def contract(session: nox.Session) -> None:
     """The Emulator against the OpenAPI spec, driven by schemathesis."""
     session.install("-e", ".", *TEST_DEPS, "schemathesis>=4")
     session.run("pytest", "tests/test_contract.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def soak(session: nox.Session) -> None:
+    """The bounded soak: run_many under faults of every kind, both backends.
+
+    CI runs 300 runs per backend (about 35 s on 2 cores); `nox -s soak -- 5000` runs the
+    full size (about 8 minutes). Figures are printed; see benchmarks/RESULTS.md."""
+    size, *pytest_args = session.posargs or ["300"]
+    session.install("-e", ".", *TEST_DEPS)
+    env = {"CODEGEN_SOAK": "1", "CODEGEN_SOAK_RUNS": size}
+    session.run("pytest", "tests/test_soak.py", "-s", *pytest_args, env=env)
 
 
 @nox.session(python="3.11")
