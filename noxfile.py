@@ -42,11 +42,21 @@ def soak(session: nox.Session) -> None:
     """The bounded soak: run_many under faults of every kind, both backends.
 
     CI runs 300 runs per backend (about 35 s on 2 cores); `nox -s soak -- 5000` runs the
-    full size (about 8 minutes). Figures are printed; see benchmarks/RESULTS.md."""
+    full size (6.5 minutes measured). Figures are printed; see benchmarks/RESULTS.md."""
     size, *pytest_args = session.posargs or ["300"]
     session.install("-e", ".", *TEST_DEPS)
     env = {"CODEGEN_SOAK": "1", "CODEGEN_SOAK_RUNS": size}
     session.run("pytest", "tests/test_soak.py", "-s", *pytest_args, env=env)
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Every benchmark side by side with raw httpx; writes benchmarks/RESULTS.md.
+
+    `nox -s bench -- --smoke`: tiny sizes in under 30 s, prints the table, writes nothing
+    (CI may run it; no time is ever asserted)."""
+    session.install("-e", ".", "uvicorn>=0.30")
+    session.run("python", "benchmarks/run.py", *session.posargs)
 
 
 @nox.session(python="3.11")

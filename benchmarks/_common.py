@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT = 5.0
 
 # The child: an Emulator served by uvicorn on 127.0.0.1 (no fault proxy) with `seeds` runs;
-# prints its address, then answers each stdin line ("counters", or "reset" to zero the
-# counters and rate-limit windows first) with its counters; exits when stdin closes.
+# prints its address, then answers each stdin line with its counters ("reset": and then
+# zeroes them and forgets its rate-limit windows); exits when stdin closes.
 _CHILD = """
 import json, sys
 from codegen_async.testing import Emulator
@@ -37,10 +37,10 @@ with serve_app_in_thread(emu.wire_app, faults=False) as url:
     info = {"url": url, "api_key": emu.api_key, "org_id": emu.org_id, "run_ids": run_ids}
     print(json.dumps(info), flush=True)
     for line in sys.stdin:
+        c = emu.counters
         if line.strip() == "reset":
             emu.reset_counters()
             emu.reset_rate_limits()
-        c = emu.counters
         print(json.dumps({"requests": c.requests_by_route, "rate_limited": c.rate_limited,
                           "runs_created": c.runs_created, "duplicates": c.duplicate_creates}),
               flush=True)
@@ -67,7 +67,7 @@ class ServedEmulator:
         }
 
     def counters(self, *, reset: bool = False) -> dict[str, Any]:
-        """The Emulator's counters (zeroed first, with its rate-limit windows, if reset)."""
+        """The Emulator's counters; with reset, zeroed afterwards (rate-limit windows too)."""
         assert self._proc.stdin is not None
         self._proc.stdin.write("reset\n" if reset else "counters\n")
         self._proc.stdin.flush()

@@ -7,22 +7,23 @@ requests each strategy sends until every run is terminal:
 - coalesced: `client.agent_runs.wait()` for every run at once (one shared poller);
 - naive: one loop per run doing GET + sleep on the same cadence (the seeds' approach).
 
-Then memory per awaited run with 10,000 concurrent waits (tracemalloc, beyond the
-snapshot), and the poller's CPU per refresh cycle.
+Then B5: memory per awaited run with 10,000 concurrent waits (tracemalloc, beyond the
+snapshot; goal <= 4 KiB), and the poller's CPU per refresh cycle for the largest K, with
+the Emulator served by a child process on 127.0.0.1 so that only the client's CPU counts.
 
-    python benchmarks/bench_poller.py [--sizes 10,100,1000] [--waits 10000]
+    python benchmarks/bench_poller.py [--sizes 10,100,1000] [--waits 10000] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import time
 import tracemalloc
 from typing import Any
 
 import anyio
+from _common import ServedEmulator, emit, figure, served_emulator
 
 import codegen_async as cg
 from codegen_async.testing import Emulator
@@ -165,44 +166,88 @@ async def memory_per_run_in_as_completed(n: int) -> dict[str, Any]:
     return {"runs": n, "bytes_per_run": (during - before) / n}
 
 
-async def cycle_cpu(k: int) -> dict[str, Any]:
-    """Process CPU per refresh cycle with k awaited runs (list-page refreshes)."""
-    async with emulator() as emu:
-        ids = [emu.seed_run(f"task {i}")["id"] for i in range(k)]
-        async with cg.AsyncCodegen(**emu.client_options()) as client:
-            await client.users.me()
-            started = time.process_time()
-            async with anyio.create_task_group() as tg:
-                for run_id in ids:
-                    tg.start_soon(client.agent_runs.wait, run_id)
-            cpu = time.process_time() - started
-            cycles = client._get_poller().stats["cycles"]
-    # The emulator runs in this process too: this is client + server CPU, an upper bound.
-    return {"k": k, "cycles": cycles, "cpu_per_cycle_ms_incl_server": 1000 * cpu / max(1, cycles)}
+async def cycle_cpu(served: ServedEmulator, scale: float) -> dict[str, Any]:
+    """Client process CPU per refresh cycle while waiting for every seeded run."""
+    options = {"rate_limits": cg.RateLimits.off(), "poll_policy": cg.PollPolicy().scaled(scale)}
+    async with cg.AsyncCodegen(**served.client_kwargs(), **options) as client:
+        await client.users.me()
+        started = time.process_time()
+        async with anyio.create_task_group() as tg:
+            for run_id in served.info["run_ids"]:
+                tg.start_soon(client.agent_runs.wait, run_id)
+        cpu = time.process_time() - started
+        stats = dict(client._get_poller().stats)
+    return {"cpu_s": cpu, **stats}
 
 
-async def main(sizes: list[int], waits: int) -> dict[str, Any]:
+async def polling_rows(sizes: list[int]) -> list[dict[str, Any]]:
     rows = []
     for k in sizes:
-        c = await coalesced(k)
-        n = await naive(k)
-        rows.append(
-            {"k": k, "coalesced": c, "naive": n, "ratio": c["requests"] / max(1, n["requests"])}
-        )
-    return {
-        "polling": rows,
-        "memory_task_per_wait": await memory_per_wait(waits),
-        "memory_bare_task_baseline": await bare_task_baseline(waits),
-        "memory_one_as_completed": await memory_per_run_in_as_completed(waits),
-        "cycle_cpu": await cycle_cpu(max(sizes)),
+        c, n = await coalesced(k), await naive(k)
+        rows.append({"k": k, "coalesced": c, "naive": n, "ratio": c["requests"] / n["requests"]})
+    return rows
+
+
+def b5_figures(waits: int, k: int) -> dict[str, Any]:
+    rows = anyio.run(polling_rows, [size for size in (10, 100) if size < k] + [k])
+    memory = anyio.run(memory_per_wait, waits)
+    bare = anyio.run(bare_task_baseline, waits)
+    one_iterator = anyio.run(memory_per_run_in_as_completed, waits)
+    with served_emulator(
+        seeds=k, time_scale=SCALE, rate_limits=False, run_seconds=list(RUN_SECONDS), seed=7
+    ) as served:
+        cycles = anyio.run(cycle_cpu, served, SCALE)
+    per_cycle_ms = 1000 * cycles["cpu_s"] / max(1, cycles["cycles"])
+    per_wait = memory["bytes_per_wait"]
+    memory_figures = {
+        "B5-memory": figure(
+            per_wait,
+            4096,
+            "B",
+            f"memory per awaited run, {waits:,} concurrent wait() tasks",
+            cpu_to_park_all_s=round(memory["cpu_to_park_all_s"], 3),
+        ),
+        "B5-memory-sdk": figure(
+            per_wait - bare,
+            4096,
+            "B",
+            "the same, beyond what a bare anyio task parked on an Event costs",
+            bare_task_b=round(bare),
+        ),
+        "B5-memory-iter": figure(
+            one_iterator["bytes_per_run"],
+            4096,
+            "B",
+            f"memory per awaited run, {waits:,} runs in one as_completed()",
+        ),
     }
+    cycle_figure = figure(
+        per_cycle_ms,
+        None,
+        "ms",
+        f"client CPU per poller refresh cycle, {k:,} awaited runs (served Emulator)",
+        cycles=cycles["cycles"],
+        list_pages=cycles["list_pages"],
+        gets=cycles["gets"],
+    )
+    polling_figure = figure(
+        rows[-1]["ratio"],
+        None,
+        "x",
+        f"requests of coalesced wait() vs naive per-run polling, K={k} (limits off)",
+        rows=[
+            {c: r[c] if c == "k" else r[c]["requests"] for c in ("k", "coalesced", "naive")}
+            for r in rows
+        ],
+    )
+    return {**memory_figures, "B5-cycle": cycle_figure, "B5-polling": polling_figure}
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--runs", type=int, default=1000, help="K awaited runs, the largest")
     parser.add_argument("--waits", type=int, default=10_000)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    result = anyio.run(main, sizes, args.waits)
-    print(json.dumps(result, indent=2))
+    waits, k = (500, 20) if args.smoke else (args.waits, args.runs)
+    emit(b5_figures(waits, k))
