@@ -8,8 +8,11 @@ passes when value <= goal. `run.py` collects them into RESULTS.md.
 
 from __future__ import annotations
 
+import cProfile
+import io
 import json
 import os
+import pstats
 import subprocess
 import sys
 import time
@@ -17,6 +20,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 REPO = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT = 5.0
@@ -159,3 +164,13 @@ def figure(
 def emit(figures: dict[str, Any]) -> None:
     """Print the figures as the script's last stdout line."""
     print(json.dumps(figures), flush=True)
+
+
+def profiled(call: Callable[[], Awaitable[Any]], top: int = 25) -> Any:
+    """`anyio.run(call)` under cProfile; the top functions by own time go to stderr."""
+    profile = cProfile.Profile()
+    result = profile.runcall(anyio.run, call)
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(top)
+    print(out.getvalue(), file=sys.stderr)
+    return result

@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 import httpx
 from _common import LAUNCHER as LAUNCHER  # re-exported for bench_sync.py
-from _common import cpu_per_call, emit, figure, served_emulator
+from _common import cpu_per_call, emit, figure, profiled, served_emulator
 
 import codegen_async as cg
 
@@ -110,10 +110,15 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds")
+    parser.add_argument("--profile", action="store_true", help="cProfile to stderr")
     args = parser.parse_args()
     calls, pages, repeats = (100, 20, 3) if args.smoke else (args.calls, args.pages, 7)
     with served_emulator(seeds=100, time_scale=0.001, rate_limits=False) as served:
-        result = anyio.run(measure, served.info, calls, pages)
+
+        async def bench() -> dict[str, Any]:
+            return await measure(served.info, calls, pages)
+
+        result = profiled(bench) if args.profile else anyio.run(bench)
     httpx_s, sdk_s = import_seconds("httpx", repeats), import_seconds("codegen_async", repeats)
     result["B6"] = figure(
         sdk_s / httpx_s,

@@ -20,17 +20,12 @@ uses `RateLimits.documented().scaled(scale)` and `PollPolicy().scaled(scale)`.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
 import math
-import pstats
-import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-from _common import ServedEmulator, emit, figure, served_emulator
+from _common import ServedEmulator, emit, figure, profiled, served_emulator
 
 import codegen_async as cg
 
@@ -145,16 +140,6 @@ def figures(ours: dict[str, Any], theirs: dict[str, Any], runs: int, scale: floa
             naive_429=theirs["counters"]["rate_limited"],
         ),
     }
-
-
-def profiled(call: Callable[[], Awaitable[Any]]) -> Any:
-    """Run `call` under cProfile; the top functions by own time go to stderr."""
-    profile = cProfile.Profile()
-    result = profile.runcall(anyio.run, call)
-    out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(25)
-    print(out.getvalue(), file=sys.stderr)
-    return result
 
 
 def main() -> None:
