@@ -7,8 +7,9 @@ deadline), we do not POST blindly again. We *reconcile*: after a short grace per
 read the caller's newest API runs and return the one that carries the token. Only when
 it is still absent after a bounded window do we POST again, with the same token. If the
 attempts run out undecided, `AmbiguousCreateError(idempotency_key, started_at)` tells the
-caller exactly what to look for. A create cancelled by the caller leaves its token in
-`unconfirmed` (and in a WARNING log line), so it is never lost.
+caller exactly what to look for. A create cancelled by the caller after a POST went out
+leaves its token in `unconfirmed` (and in a WARNING log line), so it is never lost; one
+cancelled before anything was sent (waiting for a rate-limit token) created nothing.
 """
 
 from __future__ import annotations
@@ -65,19 +66,27 @@ class CreatePolicy:
 
 
 async def create_exactly_once(
-    post: Callable[[], Awaitable[AgentRun]],
+    post: Callable[[Callable[[], None]], Awaitable[AgentRun]],
     find: Callable[[], Awaitable[AgentRun | None]],
     key: str,
     policy: CreatePolicy,
     unconfirmed: list[UnconfirmedCreate],
 ) -> AgentRun:
-    """POST, and after an ambiguous failure find the run by its token before posting again."""
+    """POST, and after an ambiguous failure find the run by its token before posting again.
+
+    `post(on_send)` must call `on_send()` as its request goes out."""
     started_at = datetime.now(timezone.utc)
+    posted = False
+
+    def on_send() -> None:
+        nonlocal posted
+        posted = True
+
     last: Exception | None = None
     try:
         for _ in range(policy.max_posts):
             try:
-                return await post()
+                return await post(on_send)
             except Exception as exc:
                 if not is_ambiguous(exc):
                     if last is not None:  # an earlier attempt may still have created it
@@ -95,7 +104,8 @@ async def create_exactly_once(
                 break
             logger.info("create %s: no run carries the token; posting again", key)
     except anyio.get_cancelled_exc_class():
-        _remember(unconfirmed, key, started_at, "cancelled")
+        if posted:
+            _remember(unconfirmed, key, started_at, "cancelled")
         raise
     _remember(unconfirmed, key, started_at, "undecided")
     raise _errors.AmbiguousCreateError(

@@ -1,7 +1,7 @@
 """The one request pipeline: every call of every resource goes through `Pipeline.call`.
 
-Per attempt: a connection slot (an `anyio.CapacityLimiter` no larger than the pool, so
-requests queue here and never inside httpcore), a rate-limit token, the exchange under
+Per attempt: a rate-limit token, then a connection slot (an `anyio.CapacityLimiter` no
+larger than the pool, so requests queue here and never inside httpcore), the exchange under
 the call's deadline, then error mapping or decoding. Between attempts: a retry decision
 by `RetryPolicy` and a backoff sleep taken with `anyio.sleep` (backoff's own async
 decorator sleeps with asyncio and breaks under trio, so only its generators are used).
@@ -138,9 +138,9 @@ def _error_message(body: object, status_code: int) -> str:
 def _decode_json(response: APIResponse) -> Any:
     try:
         return response.json()
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested deeper than Python's stack allows
         raise _errors.ResponseValidationError(
-            f"response is not JSON ({exc})", body=response.content[:200]
+            f"response is not JSON ({type(exc).__name__}: {exc})", body=response.content[:200]
         ) from None
 
 
@@ -269,10 +269,17 @@ class Pipeline:
         json_body: object = None,
         rate_class: RateClass = RateClass.STANDARD,
         retry: RetryPolicy | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> T:
         """Send, retry as the policy allows, map errors, and decode the body into `cast`."""
         response = await self.request(
-            method, path, params=params, json_body=json_body, rate_class=rate_class, retry=retry
+            method,
+            path,
+            params=params,
+            json_body=json_body,
+            rate_class=rate_class,
+            retry=retry,
+            on_send=on_send,
         )
         return structure(_decode_json(response), cast)
 
@@ -301,8 +308,11 @@ class Pipeline:
         json_body: object = None,
         rate_class: RateClass = RateClass.STANDARD,
         retry: RetryPolicy | None = None,
+        on_send: Callable[[], object] | None = None,
     ) -> APIResponse:
-        """One call: attempts under one deadline, retried as `retry` allows; 2xx or raise."""
+        """One call: attempts under one deadline, retried as `retry` allows; 2xx or raise.
+
+        `on_send` is called as each attempt goes out (it holds its token and slot)."""
         if retry is None:
             retry = RetryPolicy.UNSAFE if method == "POST" else RetryPolicy.IDEMPOTENT
         url = self._base + path
@@ -318,7 +328,7 @@ class Pipeline:
         while True:
             try:
                 return await self._attempt(
-                    method, url, params, json_body, rate_class, retry, budget, attempt
+                    method, url, params, json_body, rate_class, retry, budget, attempt, on_send
                 )
             except _Retry as decision:
                 delay = next(delays) if decision.delay is None else decision.delay
@@ -339,19 +349,27 @@ class Pipeline:
         retry: RetryPolicy,
         budget: _Budget,
         attempt: int,
+        on_send: Callable[[], object] | None,
     ) -> APIResponse:
+        # The rate-limit token first, then a connection slot: a request waiting for its
+        # token (a create, for up to a minute) must not hold a slot that reads need.
         bucket = self._limiter.bucket(rate_class)
-        async with self._slots:
+        if bucket is not None:
+            await bucket.acquire()
+        sent: float | None = None
+        try:
+            async with self._slots:
+                sent = self._clock()
+                if on_send is not None:
+                    on_send()
+                try:
+                    response = await self._exchange(method, url, params, json_body, budget, retry)
+                finally:
+                    elapsed = self._clock() - sent
+                    budget.remaining -= elapsed
+        finally:
             if bucket is not None:
-                await bucket.acquire()
-            sent = self._clock()
-            try:
-                response = await self._exchange(method, url, params, json_body, budget, retry)
-            finally:
-                elapsed = self._clock() - sent
-                budget.remaining -= elapsed
-                if bucket is not None:
-                    bucket.release()
+                bucket.release(sent=sent is not None)
         request_id = response.headers.get("x-request-id")
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(

@@ -91,10 +91,12 @@ class Bucket:
                 with anyio.move_on_after(delay):
                     await changed.wait()
 
-    def release(self) -> None:
-        """Give the token taken by `acquire` back, one window from now."""
+    def release(self, *, sent: bool = True) -> None:
+        """Give the token taken by `acquire` back: one window from now, or at once when
+        its request was never sent."""
         self._in_flight -= 1
-        self._returns.append(self._clock() + self.limit.per)
+        if sent:
+            self._returns.append(self._clock() + self.limit.per)
         self._wake()
 
     def slow_down(self, retry_after: float | None) -> None:

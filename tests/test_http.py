@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -318,3 +319,38 @@ def test_the_key_is_never_sent_over_plain_http_to_a_remote_host() -> None:
     with pytest.raises(cg.ConfigurationError, match="http"):
         cg.AsyncCodegen(api_key="sk-x", base_url="http://api.codegen.com")
     cg.AsyncCodegen(api_key="sk-x", base_url="http://127.0.0.1:8765")
+
+
+@pytest.mark.anyio
+async def test_json_nested_past_the_stack_is_a_response_validation_error() -> None:
+    handler, _ = scripted(httpx.Response(200, content=b"[" * 200_000 + b"]" * 200_000))
+    async with make_client(handler) as client:
+        with pytest.raises(cg.ResponseValidationError, match="not JSON"):
+            await client.agent_runs.get(5)
+
+
+@pytest.mark.anyio
+async def test_requests_waiting_for_a_rate_token_hold_no_connection_slot() -> None:
+    # One create per 5 s: twelve creates wait for tokens, more than the 10 slots. A read
+    # must still go out at once instead of queueing behind them for a slot.
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            body = json.loads(request.content)
+            return httpx.Response(200, json={**RUN, "metadata": body["metadata"]})
+        return httpx.Response(200, json=RUN)
+
+    client = cg.AsyncCodegen(
+        api_key="sk-secret-key-123",
+        org_id=1,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+        rate_limits=cg.RateLimits({cg.RateClass.CREATE: cg.Limit(1, 5.0)}),
+    )
+    async with client, anyio.create_task_group() as tg:
+        for _ in range(12):
+            tg.start_soon(client.agent_runs.create, "queued")
+        await anyio.sleep(0.05)
+        with anyio.fail_after(2):  # far less than the create window
+            assert (await client.agent_runs.get(5)).id == 5
+        tg.cancel_scope.cancel()
+    # The creates cancelled while waiting for a token sent nothing: nothing to reconcile.
+    assert client.agent_runs.unconfirmed_creates == []

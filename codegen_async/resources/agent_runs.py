@@ -82,9 +82,14 @@ class AgentRuns(Resource):
         body["metadata"] = meta
         path = await self._org_path("/agent/run")
 
-        def post() -> Awaitable[AgentRun]:
+        def post(on_send: Callable[[], None]) -> Awaitable[AgentRun]:
             return self._http.call(
-                "POST", path, AgentRun, json_body=body, rate_class=RateClass.CREATE
+                "POST",
+                path,
+                AgentRun,
+                json_body=body,
+                rate_class=RateClass.CREATE,
+                on_send=on_send,
             )
 
         return await create_exactly_once(
