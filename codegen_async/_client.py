@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -348,6 +348,7 @@ class AsyncCodegen:
         model: str | None = None,
         agent_type: AgentType | None = None,
         metadata: Mapping[str, Any] | None = None,
+        images: Sequence[str] | None = None,
     ) -> MultiRunResult:
         """Run `concurrency` agents on `prompt` at once, then one run that synthesizes their
         answers into `final`.
@@ -369,6 +370,7 @@ class AsyncCodegen:
             model=model,
             agent_type=agent_type,
             metadata=metadata,
+            images=images,
         )
 
     def _run_many(

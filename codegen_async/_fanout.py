@@ -20,7 +20,7 @@ import math
 import uuid
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -52,6 +52,7 @@ class RunSpec:
     model: str | None = None
     agent_type: AgentType | None = None
     metadata: Mapping[str, Any] | None = None
+    images: Sequence[str] | None = None  # data URIs, as for `agent_runs.create`
 
 
 RunInput: TypeAlias = str | RunSpec
@@ -130,6 +131,8 @@ def _check_spec(item: object) -> RunSpec:
         _validate.text("model", spec.model)
     _validate.agent_type(spec.agent_type)
     _validate.json_object("metadata", spec.metadata)
+    if spec.images is not None:
+        _validate.data_uris(spec.images)
     return spec
 
 
@@ -303,6 +306,7 @@ class RunMany:
                 model=spec.model,
                 agent_type=spec.agent_type,
                 metadata={**(spec.metadata or {}), **self._metadata},
+                images=spec.images,
             )
         except _errors.CodegenError as exc:
             self._finish(index, item, error=exc)

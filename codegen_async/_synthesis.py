@@ -20,7 +20,7 @@ a group id in their metadata (role "candidate"). What comes out:
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -105,6 +105,7 @@ async def multi_run(
     model: str | None,
     agent_type: AgentType | None,
     metadata: Mapping[str, Any] | None,
+    images: Sequence[str] | None,
 ) -> MultiRunResult:
     """See `AsyncCodegen.multi_run`."""
     template = (
@@ -113,7 +114,7 @@ async def multi_run(
     _validate.positive_int("concurrency", concurrency)
     if not isinstance(synthesize, bool):
         raise TypeError(f"synthesize must be a bool, got {type(synthesize).__name__}")
-    spec = RunSpec(prompt, repo_id, model, agent_type, metadata)
+    spec = RunSpec(prompt, repo_id, model, agent_type, metadata, images)
     items = specs_of([spec] * concurrency)
     started = anyio.current_time()
     fan_out = client._run_many(
@@ -158,6 +159,7 @@ async def multi_run(
             model=model,
             agent_type=agent_type,
             metadata=meta,
+            images=images,
         )
     except _errors.WaitTimeoutError as exc:
         return attrs.evolve(result, final=None, synthesis_run=exc.run, synthesis_error=exc)

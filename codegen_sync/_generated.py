@@ -374,6 +374,7 @@ class Codegen:
         model: str | None = None,
         agent_type: AgentType | None = None,
         metadata: Mapping[str, Any] | None = None,
+        images: Sequence[str] | None = None,
     ) -> MultiRunResult:
         """Run `concurrency` agents on `prompt` at once, then one run that synthesizes their
         answers into `final`.
@@ -395,6 +396,7 @@ class Codegen:
             model=model,
             agent_type=agent_type,
             metadata=metadata,
+            images=images,
         )
 
 

@@ -378,3 +378,19 @@ async def test_functions_run_many_one_outcome_per_repository(emu: Emulator) -> N
     assert [o.ok for o in outcomes] == [True, True, True, False]
     assert outcomes[3].unwrap().error == "Repository nobody/missing not found."
     assert emu.counters.requests_by_route["legacy_run"] == 4
+
+
+PNG = "data:image/png;base64,iVBORw0KGgo="
+
+
+@pytest.mark.anyio
+async def test_images_reach_every_run_of_a_fan_out_and_a_multi_run() -> None:
+    async with Emulator(time_scale=0.001) as emu:
+        async with cg.AsyncCodegen(**emu.client_options()) as client:
+            outcomes = await client.gather_many([cg.RunSpec("with a picture", images=[PNG])])
+            assert outcomes[0].ok
+            result = await client.multi_run("Explain the screenshot", concurrency=2, images=[PNG])
+            assert result.synthesis_run is not None
+            with pytest.raises(ValueError, match=r"items\[0\]: images\[0\]"):
+                client.run_many([cg.RunSpec("bad", images=["not a data uri"])])
+    assert emu.counters.runs_created == 4
