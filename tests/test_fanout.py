@@ -385,12 +385,13 @@ PNG = "data:image/png;base64,iVBORw0KGgo="
 
 @pytest.mark.anyio
 async def test_images_reach_every_run_of_a_fan_out_and_a_multi_run() -> None:
-    async with Emulator(time_scale=0.001) as emu:
-        async with cg.AsyncCodegen(**emu.client_options()) as client:
-            outcomes = await client.gather_many([cg.RunSpec("with a picture", images=[PNG])])
-            assert outcomes[0].ok
-            result = await client.multi_run("Explain the screenshot", concurrency=2, images=[PNG])
-            assert result.synthesis_run is not None
-            with pytest.raises(ValueError, match=r"items\[0\]: images\[0\]"):
-                client.run_many([cg.RunSpec("bad", images=["not a data uri"])])
+    emu = Emulator(time_scale=0.001)
+    async with emu, cg.AsyncCodegen(**emu.client_options()) as client:
+        outcomes = await client.gather_many([cg.RunSpec("with a picture", images=[PNG])])
+        assert outcomes[0].ok
+        result = await client.multi_run("Explain the screenshot", concurrency=2, images=[PNG])
+        assert result.synthesis_run is not None
+        with pytest.raises(ValueError, match=r"items\[0\]: images\[0\]"):
+            client.run_many([cg.RunSpec("bad", images=["not a data uri"])])
     assert emu.counters.runs_created == 4
+    assert [run.images for run in emu._store.runs.values()] == [[PNG]] * 4
