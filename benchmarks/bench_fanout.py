@@ -32,9 +32,8 @@ import codegen_async as cg
 CREATES_PER_WINDOW, WINDOW = 10, 60.0  # the documented create limit (emulated seconds)
 PENDING, RUN_SECONDS = 2.0, (20.0, 60.0)  # the Emulator's run lifecycle (emulated seconds)
 MAX_CONCURRENCY = 50  # above what the create limit lets be in flight: not the bottleneck
-# Creates at once in the naive loop, as run_many does. More would be unfair to naive: a
-# create waiting for its rate-limit token holds one of the client's connection slots (see
-# RESULTS.md), so 10 waiting creates would stall every GET.
+# Creates at once in the naive loop, as run_many does (before commit a83d151 a create
+# waiting for its token also held a connection slot, so more would have stalled the GETs).
 PARALLEL_CREATES = 4
 POLLING_ROUTES = ("get_agent_run", "list_agent_runs")
 
