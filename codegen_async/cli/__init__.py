@@ -13,6 +13,7 @@ it is installed (`pip install 'codegen-async[cli]'`) and stderr is a terminal.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -73,7 +74,9 @@ def _leaf(exc: BaseException) -> BaseException:
 def _report(exc: BaseException, out: Output, created: Created) -> int:
     """One line on stderr and the exit code; an unexpected exception is re-raised."""
     leaf = _leaf(exc)
-    if isinstance(leaf, KeyboardInterrupt):
+    # Outside the event loop a CancelledError can only be Ctrl-C: Python 3.10's asyncio
+    # (through anyio.run) reports it so instead of KeyboardInterrupt.
+    if isinstance(leaf, (KeyboardInterrupt, asyncio.CancelledError)):
         ids = ", ".join(str(run_id) for run_id in created.ids())
         left = f"; runs created, still running on the server: {ids}" if ids else ""
         out.note(f"interrupted{left}")
