@@ -22,6 +22,7 @@ TEST_DEPS = [
     "hypothesis>=6.100",
     "uvicorn>=0.30",
     "fastapi>=0.110",  # the README's FastAPI recipe runs in the tests
+    "pytest-xdist>=3.5",  # most tests wait on emulated time: two workers halve the wall
 ]
 
 
@@ -29,7 +30,8 @@ TEST_DEPS = [
 def tests(session: nox.Session) -> None:
     """The test suite, every async test under asyncio and trio."""
     session.install("-e", ".", *TEST_DEPS)
-    session.run("pytest", "--ignore=tests/test_contract.py", *session.posargs)
+    args = session.posargs or ["-n", "2"]
+    session.run("pytest", "--ignore=tests/test_contract.py", *args)
 
 
 @nox.session(python="3.11")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,7 +70,8 @@ def test_run_waits_and_shows_the_result(capsys: pytest.CaptureFixture[str]) -> N
     assert "status:  COMPLETE" in out
     assert "Result for: Add type hints to utils.py" in out
     # plain progress on stderr: one line per status, then the totals
-    assert "run 1001  PENDING" in err
+    # (a loaded machine may first see it RUNNING: the emulated clock runs fast)
+    assert re.search(r"run 1001  (PENDING|RUNNING)", err)
     assert "COMPLETE after" in err
     assert "1 run: 1 complete" in err
 
