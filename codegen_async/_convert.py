@@ -21,15 +21,17 @@ import types
 import typing
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
 import attrs
-import cattrs
 
 from ._errors import ResponseValidationError
 from .models import _OpenStrEnum
 
-__all__ = ["converter", "parse_timestamp", "structure", "unstructure"]
+if TYPE_CHECKING:
+    import cattrs
+
+__all__ = ["get_converter", "parse_timestamp", "structure", "unstructure"]
 
 T = TypeVar("T")
 Hook = Callable[[Any, Any], Any]
@@ -311,7 +313,7 @@ def _emit(src: _Source, tp: Any, var: str, pad: str) -> None:
     elif typing.get_origin(tp) is dict:
         _emit_dict(src, tp, var, pad)
     elif _is_attrs(tp):
-        hook = src.bind(converter.get_structure_hook(tp), "hook")
+        hook = src.bind(get_converter().get_structure_hook(tp), "hook")
         src.lines.append(f"{pad}{var} = {hook}({var}, {src.bind(tp, 'type')})")
     else:
         raise TypeError(f"codegen_async cannot decode type {tp!r}")
@@ -346,7 +348,7 @@ def _emit_list(src: _Source, tp: Any, var: str, pad: str) -> None:
         src.lines.append(f"{pad}for {elem} in {var}:")
         _emit(src, item, elem, pad + "    ")
         return
-    hook = src.bind(converter.get_structure_hook(item), "hook")
+    hook = src.bind(get_converter().get_structure_hook(item), "hook")
     item_type = src.bind(item, "type")
     src.lines.append(f"{pad}{var} = [{hook}({elem}, {item_type}) for {elem} in {var}]")
 
@@ -363,8 +365,8 @@ def _emit_dict(src: _Source, tp: Any, var: str, pad: str) -> None:
         if len(src.lines) == before:
             src.lines.pop()
         return
-    key_hook = src.bind(converter.get_structure_hook(key_type), "hook")
-    value_hook = src.bind(converter.get_structure_hook(value_type), "hook")
+    key_hook = src.bind(get_converter().get_structure_hook(key_type), "hook")
+    value_hook = src.bind(get_converter().get_structure_hook(value_type), "hook")
     kt, vt = src.bind(key_type, "type"), src.bind(value_type, "type")
     src.lines.append(
         f"{pad}{var} = {{{key_hook}({key}, {kt}): {value_hook}({value}, {vt})"
@@ -374,7 +376,7 @@ def _emit_dict(src: _Source, tp: Any, var: str, pad: str) -> None:
 
 def _union_hook(args: tuple[Any, ...]) -> Hook:
     """A hook trying each member of a union in order; the first that decodes wins."""
-    hooks = [(converter.get_structure_hook(a), a) for a in args]
+    hooks = [(get_converter().get_structure_hook(a), a) for a in args]
 
     def structure_union(value: Any, _: Any) -> Any:
         for hook, member in hooks:
@@ -584,7 +586,12 @@ def _is_composite(tp: Any) -> bool:
     return tp is Any or _union_args(tp) is not None or origin in (list, dict, Literal)
 
 
-def _build_converter() -> cattrs.Converter:
+@functools.cache
+def get_converter() -> cattrs.Converter:
+    """The converter, built on first use (importing cattrs is left until a response is
+    decoded, so `import codegen_async` stays light)."""
+    import cattrs
+
     conv = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
     # Class hooks go to cattrs' singledispatch, which is consulted first: this replaces
     # its coercing defaults (`str(5)`, `int(True)`) for these classes.
@@ -599,7 +606,6 @@ def _build_converter() -> cattrs.Converter:
     return conv
 
 
-converter = _build_converter()
 _hooks: dict[Any, Hook] = {}
 
 
@@ -608,7 +614,7 @@ def structure(data: object, cls: type[T]) -> T:
     try:
         hook = _hooks[cls]
     except KeyError:
-        hook = _hooks[cls] = converter.get_structure_hook(cls)
+        hook = _hooks[cls] = get_converter().get_structure_hook(cls)
     try:
         return typing.cast(T, hook(data, cls))
     except Exception as exc:
@@ -639,4 +645,4 @@ def _type_name(tp: Any) -> str:
 
 def unstructure(obj: object) -> Any:
     """A model (or list/dict of them) as JSON-able data: enums as values, times as ISO."""
-    return converter.unstructure(obj)
+    return get_converter().unstructure(obj)

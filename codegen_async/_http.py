@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 
 import anyio
 import attrs
-import backoff
 import httpx
 
 from . import _errors
@@ -71,7 +70,10 @@ class APIResponse:
 
 
 def backoff_delays(cap: float = 8.0, base: float = 0.5) -> Iterator[float]:
-    """Delays `min(cap, base * 2**n) * U(0.5, 1)`, n = 0, 1, ..., from backoff's generators."""
+    """Delays `min(cap, base * 2**n) * U(0.5, 1)`, n = 0, 1, ..., from backoff's generators
+    (imported on the first retry: backoff pulls in asyncio, which trio users never need)."""
+    import backoff
+
     expo = backoff.expo(base=2, factor=base, max_value=cap)
     next(expo)  # backoff's wait generators are primed with one send(None)
     for value in expo:
