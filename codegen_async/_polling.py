@@ -11,7 +11,9 @@ without `async with client`, under asyncio and trio.
 A cycle with several due runs reads the newest-first list of the caller's API runs,
 100 per page, until the oldest due run has been seen (at most one page per due run);
 runs not found there are fetched one by one. K awaited runs cost about ceil(span/100)
-requests per cycle instead of K.
+requests per cycle instead of K. A cycle takes every run due within half its interval,
+and every awaited run seen on the pages counts as checked: runs read together stay on
+one schedule, so a fan-out's runs share cycles instead of each waking its own.
 """
 
 from __future__ import annotations
@@ -265,25 +267,30 @@ class Poller:
 
     async def _cycle(self) -> None:
         now = self._clock()
-        due = [w for w in self._watches.values() if not w.done and w.due - now <= 0.3 * w.interval]
+        due = [w for w in self._watches.values() if not w.done and w.due - now <= 0.5 * w.interval]
         if not due:
             return
         self.stats["cycles"] += 1
         remaining = {w.run_id: w for w in due}
+        refreshed = {w.run_id: w for w in due}
         if len(due) > 1:
-            await self._refresh_from_list(remaining)
+            # Every awaited run on the pages read was refreshed too, due or not: it counts
+            # as checked now, so the schedules of runs read together stay together.
+            refreshed.update(await self._refresh_from_list(remaining))
         for watch in list(remaining.values()):
             await self._refresh_one(watch)
-        for watch in due:
+        for watch in refreshed.values():
             self._schedule(watch)
 
-    async def _refresh_from_list(self, remaining: dict[int, _Watch]) -> None:
-        """Read the caller's newest API runs until every due run is seen or passed."""
+    async def _refresh_from_list(self, remaining: dict[int, _Watch]) -> dict[int, _Watch]:
+        """Read the caller's newest API runs until every due run is seen or passed; the
+        awaited runs seen on the way (`remaining` loses those)."""
+        seen: dict[int, _Watch] = {}
         try:
             user_id = await self._caller_id()
         except _errors.APIStatusError as exc:
             logger.debug("poller: cannot read caller id, falling back to GETs: %s", exc)
-            return
+            return seen
         oldest = min(remaining)
         skip = 0
         for _ in range(len(remaining)):
@@ -293,16 +300,18 @@ class Poller:
                 )
             except (_errors.APIStatusError, _errors.APIConnectionError) as exc:
                 logger.debug("poller: list refresh failed, falling back to GETs: %s", exc)
-                return
+                return seen
             self.stats["list_pages"] += 1
             for run in page.items:
                 watch = self._watches.get(run.id)
-                if watch is not None:
+                if watch is not None and not watch.done:
                     watch.update(run)
+                    seen[run.id] = watch
                     remaining.pop(run.id, None)
             skip += len(page.items)
             if not remaining or not page.items or skip >= page.total or page.items[-1].id <= oldest:
-                return
+                return seen
+        return seen
 
     async def _refresh_one(self, watch: _Watch) -> None:
         self.stats["gets"] += 1
