@@ -124,21 +124,6 @@ def served_emulator(*, seeds: int = 0, **options: Any) -> Iterator[ServedEmulato
         served.stop()
 
 
-# Compatibility for bench_sync.py, written against the earlier launcher helpers (it imports
-# LAUNCHER from bench_client and start/stop_launcher from bench_emulator): the same served
-# Emulator, with the first seeded run as "run_id". Remove once it uses served_emulator.
-LAUNCHER: dict[str, Any] = {"seeds": 100, "time_scale": 0.001, "rate_limits": False}
-
-
-def start_launcher(options: dict[str, Any] = LAUNCHER) -> tuple[ServedEmulator, dict[str, Any]]:
-    served = ServedEmulator.start(**options)
-    return served, {**served.info, "run_id": served.info["run_ids"][0]}
-
-
-def stop_launcher(served: ServedEmulator) -> None:
-    served.stop()
-
-
 async def cpu_per_call(call: Callable[[], Awaitable[object]], n: int, warm: int = 50) -> float:
     """Process CPU seconds per call over n sequential calls, after `warm` untimed ones."""
     for _ in range(min(warm, n)):

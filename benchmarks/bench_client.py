@@ -24,7 +24,6 @@ from typing import Any
 
 import anyio
 import httpx
-from _common import LAUNCHER as LAUNCHER  # re-exported for bench_sync.py
 from _common import cpu_per_call, emit, figure, profiled, served_emulator
 
 import codegen_async as cg

@@ -16,8 +16,6 @@ from typing import Any
 import anyio
 import httpx
 from _common import emit, figure, percentile, served_emulator
-from _common import start_launcher as start_launcher  # re-exported for bench_sync.py
-from _common import stop_launcher as stop_launcher
 
 RUN_LIMIT_SECONDS = 120.0  # the whole benchmark gives up after this
 

@@ -33,7 +33,7 @@ ANALYSIS_MARKER = "<!-- Everything below is written by hand and kept by run.py. 
 # (script, arguments for the smoke run, timeout in seconds for the full run)
 SCRIPTS = [
     ("bench_client.py", ["--smoke"], 600),
-    ("bench_sync.py", ["--calls", "100"], 600),  # B3 hook, see sync_figures
+    ("bench_sync.py", ["--smoke"], 600),
     ("bench_fanout.py", ["--smoke"], 900),
     ("bench_poller.py", ["--smoke"], 900),
     ("bench_emulator.py", ["--smoke"], 300),
@@ -87,43 +87,15 @@ def run_script(script: str, args: list[str], timeout: float) -> tuple[dict[str, 
         return json.loads(lines[-1]) if lines else {}, None
 
 
-def sync_figures(raw: dict[str, Any]) -> dict[str, Any]:
-    """B3 HOOK: bench_sync.py (written with codegen_sync) prints {"B3": {"ratio", "goal",
-    "async_us", "sync_us", "hop_median_us", "hop_goal_us"}}; turned into two figures."""
-    b3 = raw.get("B3")
-    if not isinstance(b3, dict) or "value" in b3:
-        return raw
-    details = {k: v for k, v in b3.items() if k not in ("ratio", "goal")}
-    return {
-        "B3": {
-            "value": b3["ratio"],
-            "goal": b3["goal"],
-            "unit": "x",
-            "what": "sync facade (codegen_sync) wall per agent_runs.get vs async client",
-            **details,
-        },
-        "B3-hop": {
-            "value": b3["hop_median_us"],
-            "goal": b3["hop_goal_us"],
-            "unit": "µs",
-            "what": "median bare portal hop (sync call of a coroutine returning at once)",
-        },
-    }
-
-
 def collect(smoke: bool) -> tuple[dict[str, Any], list[str]]:
     figures: dict[str, Any] = {}
     problems: list[str] = []
     for script, smoke_args, timeout in SCRIPTS:
-        if not (HERE / script).exists():
-            if script == "bench_sync.py":
-                problems.append("B3: not measured (benchmarks/bench_sync.py does not exist yet)")
-            continue
         args, limit = (smoke_args, SMOKE_TIMEOUT) if smoke else ([], timeout)
         result, problem = run_script(script, args, limit)
         if problem:
             problems.append(problem)
-        figures.update(sync_figures(result) if script == "bench_sync.py" else result)
+        figures.update(result)
     return figures, problems
 
 
