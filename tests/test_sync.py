@@ -40,10 +40,11 @@ def client(emu: Emulator) -> Iterator[Codegen]:
 
 
 def portal_tasks() -> int:
-    """Tasks on the private loop, not counting the one asking."""
+    """Iterator pump tasks alive on the private loop."""
 
     def count() -> int:
-        return len(asyncio.all_tasks()) - 1
+        coros = [task.get_coro() for task in asyncio.all_tasks()]
+        return sum(getattr(coro, "__qualname__", "") == "_Pump._run" for coro in coros)
 
     return get_portal().run_sync(count)
 
@@ -73,11 +74,14 @@ def test_run_waits_until_terminal_and_logs_read_each_entry_once(
     assert emu.counters.runs_created == 1
 
 
-def test_create_then_wait_with_updates_and_a_timeout(client: Codegen) -> None:
-    run = client.agent_runs.create("Slow one")
+def test_create_then_wait_with_updates_and_a_timeout(client: Codegen, emu: Emulator) -> None:
+    emu.configure(run_seconds=1e6)  # this one never ends
+    slow = client.agent_runs.create("Slow one")
     with pytest.raises(WaitTimeoutError) as caught:
-        client.agent_runs.wait(run, timeout=0.001)
-    assert caught.value.run is None or caught.value.run.id == run.id
+        client.agent_runs.wait(slow, timeout=0.05)
+    assert caught.value.run is None or caught.value.run.id == slow.id
+    emu.configure(run_seconds=(20.0, 60.0))
+    run = client.agent_runs.create("Quick one")
     statuses: list[str] = []
     done = client.agent_runs.wait(run, timeout=30, on_update=lambda r: statuses.append(r.status))
     assert done.is_terminal
