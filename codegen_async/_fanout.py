@@ -29,6 +29,7 @@ import attrs
 
 from . import _errors, _validate
 from ._constants import GROUP_METADATA_KEY
+from ._create import UnconfirmedCreate
 from .models import AgentRun, AgentType, RunStatus
 
 if TYPE_CHECKING:
@@ -190,6 +191,7 @@ class RunMany:
         self._stop_reason: str | None = None
         self._closed = False
         self.created: list[int] = []
+        self._keys: set[str] = set()  # the idempotency keys of this fan-out's creates
         weakref.finalize(self, self._group.close)
 
     def __repr__(self) -> str:
@@ -243,6 +245,18 @@ class RunMany:
         if self._flights:
             ids = ", ".join(str(run_id) for run_id in self._flights)
             logger.warning("fan-out %s left with runs still in flight: %s", self.group_id, ids)
+        if self.unconfirmed:
+            keys = ", ".join(u.idempotency_key for u in self.unconfirmed)
+            logger.warning(
+                "fan-out %s left with creates of unknown outcome: %s", self.group_id, keys
+            )
+
+    @property
+    def unconfirmed(self) -> list[UnconfirmedCreate]:
+        """Creates of this fan-out whose outcome stayed unknown (cancelled after the POST
+        went out, or undecided): a run carrying the key may exist. With `created`, every
+        run this fan-out may have started is accounted for."""
+        return [u for u in self._runs.unconfirmed_creates if u.idempotency_key in self._keys]
 
     async def __aenter__(self) -> RunMany:
         return self
@@ -299,6 +313,8 @@ class RunMany:
         )
 
     async def _create(self, index: int, item: RunInput, spec: RunSpec) -> None:
+        key = uuid.uuid4().hex
+        self._keys.add(key)
         try:
             run = await self._runs.create(
                 spec.prompt,
@@ -307,6 +323,7 @@ class RunMany:
                 agent_type=spec.agent_type,
                 metadata={**(spec.metadata or {}), **self._metadata},
                 images=spec.images,
+                idempotency_key=key,
             )
         except _errors.CodegenError as exc:
             self._finish(index, item, error=exc)

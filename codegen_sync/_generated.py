@@ -920,6 +920,10 @@ class RunMany:
         self._finalizer.detach()
         self._portal.call(self._async.aclose)
 
+    @property
+    def unconfirmed(self) -> list[UnconfirmedCreate]:
+        return self._async.unconfirmed
+
     def __enter__(self) -> RunMany:
         self._contexts.append(self._portal.enter(self._async))
         return self

@@ -535,3 +535,18 @@ def test_emulator_command_serves_until_ctrl_c() -> None:
         proc.wait(timeout=5)
     assert proc.returncode == OK
     assert "Traceback" not in err
+
+
+def test_ctrl_c_names_creates_of_unknown_outcome(capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import datetime, timezone
+
+    from codegen_async import IDEMPOTENCY_METADATA_KEY, UnconfirmedCreate
+    from codegen_async.cli import _report
+
+    created = Created()
+    created.add(1001)
+    created.unconfirmed = [UnconfirmedCreate("k-123", datetime.now(timezone.utc))]
+    assert _report(KeyboardInterrupt(), Output(json_mode=False), created) == INTERRUPTED
+    err = capsys.readouterr().err
+    assert "still running on the server: 1001" in err
+    assert f"creates of unknown outcome (metadata {IDEMPOTENCY_METADATA_KEY}): k-123" in err

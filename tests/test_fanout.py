@@ -395,3 +395,23 @@ async def test_images_reach_every_run_of_a_fan_out_and_a_multi_run() -> None:
             client.run_many([cg.RunSpec("bad", images=["not a data uri"])])
     assert emu.counters.runs_created == 4
     assert [run.images for run in emu._store.runs.values()] == [[PNG]] * 4
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_fan_out_accounts_for_creates_in_flight() -> None:
+    # Every request takes 0.3 s: cancelling at 0.15 s catches creates mid-POST. Their
+    # outcome is unknown to the client, so their keys are reported, never forgotten.
+    emu = Emulator(time_scale=1.0, latency=0.3, run_seconds=600.0)
+    async with emu, cg.AsyncCodegen(**emu.client_options()) as client:
+        fan_out = client.run_many([f"p{i}" for i in range(8)], max_concurrency=8)
+        await client.users.me()  # the caller's id is known: the creates go out at once
+        with anyio.move_on_after(0.45):
+            async for _ in fan_out:
+                pass
+        await anyio.sleep(0.5)  # let the server finish what it was doing
+        unconfirmed = {u.idempotency_key for u in fan_out.unconfirmed}
+        assert unconfirmed
+        created = set(fan_out.created)
+        for run in emu.runs:  # every run on the server is known one way or the other
+            key = run["metadata"][cg.IDEMPOTENCY_METADATA_KEY]
+            assert run["id"] in created or key in unconfirmed

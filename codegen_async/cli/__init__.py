@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import anyio
 
+from .._constants import IDEMPOTENCY_METADATA_KEY
 from .._errors import CodegenError, WaitTimeoutError
 from .._logging import configure_from_env
 from ._args import build_parser, check_args
@@ -79,6 +80,9 @@ def _report(exc: BaseException, out: Output, created: Created) -> int:
     if isinstance(leaf, (KeyboardInterrupt, asyncio.CancelledError)):
         ids = ", ".join(str(run_id) for run_id in created.ids())
         left = f"; runs created, still running on the server: {ids}" if ids else ""
+        keys = ", ".join(u.idempotency_key for u in created.unconfirmed)
+        if keys:  # posted, then interrupted before the answer: the run may exist
+            left += f"; creates of unknown outcome (metadata {IDEMPOTENCY_METADATA_KEY}): {keys}"
         out.note(f"interrupted{left}")
         return INTERRUPTED
     if isinstance(leaf, CliError):

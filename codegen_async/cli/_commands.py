@@ -456,6 +456,7 @@ async def execute(args: argparse.Namespace, out: Output, created: Created) -> in
     """Run the parsed command with a client; returns its exit code."""
     handler = curl if args.command == "curl" else HANDLERS[args.action]
     async with open_client(args) as client:
+        created.unconfirmed = client.agent_runs.unconfirmed_creates
         return await handler(Session(args, out, created, client))
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._client import AsyncCodegen
+from .._create import UnconfirmedCreate
 from ._output import Output
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ class Created:
     def __init__(self) -> None:
         self._ids: list[int] = []
         self._lists: list[list[int]] = []
+        self.unconfirmed: list[UnconfirmedCreate] = []  # the client's, once it exists
 
     def add(self, run_id: int) -> None:
         self._ids.append(run_id)
