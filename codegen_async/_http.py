@@ -44,7 +44,9 @@ logger = logging.getLogger("codegen_async")
 MAX_RETRY_AFTER = 60.0
 DEFAULT_MAX_CONNECTIONS = 10
 
-_RETRY_STATUS_IDEMPOTENT = frozenset({408, 429, 500, 502, 503, 504})
+# Reads and idempotent writes retry 408, 429 and every 5xx but these, which a retry
+# cannot change (Not Implemented, HTTP Version Not Supported).
+_NEVER_RETRIED_5XX = frozenset({501, 505})
 
 
 class RetryPolicy(enum.Enum):
@@ -468,7 +470,8 @@ class Pipeline:
         if retry_after is not None and retry_after > MAX_RETRY_AFTER:
             return
         retryable = status == 429 or (
-            retry is RetryPolicy.IDEMPOTENT and status in _RETRY_STATUS_IDEMPOTENT
+            retry is RetryPolicy.IDEMPOTENT
+            and (status == 408 or (status >= 500 and status not in _NEVER_RETRIED_5XX))
         )
         if retryable or override is True:
             raise _Retry(error, retry_after)

@@ -354,3 +354,18 @@ async def test_requests_waiting_for_a_rate_token_hold_no_connection_slot() -> No
         tg.cancel_scope.cancel()
     # The creates cancelled while waiting for a token sent nothing: nothing to reconcile.
     assert client.agent_runs.unconfirmed_creates == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("status", "retried"), [(520, True), (599, True), (501, False)])
+async def test_reads_retry_every_5xx_but_not_implemented(status: int, retried: bool) -> None:
+    handler, seen = scripted(
+        httpx.Response(status, json={"message": "edge"}), httpx.Response(200, json=RUN)
+    )
+    async with make_client(handler) as client:
+        if retried:
+            assert (await client.agent_runs.get(5)).id == 5
+        else:
+            with pytest.raises(cg.ServerError):
+                await client.agent_runs.get(5)
+    assert len(seen) == (2 if retried else 1)
