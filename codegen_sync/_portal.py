@@ -133,7 +133,7 @@ class Portal:
         self, owner: object, aclose: Callable[[], Awaitable[object]]
     ) -> weakref.finalize[[Callable[[], Awaitable[object]]], object]:
         """Call `aclose` on the loop, without waiting, when `owner` is collected or the
-        process exits; `Finalizer.detach()` when it was closed by hand."""
+        process exits; `detach()` the finalizer when it was closed by hand."""
         return weakref.finalize(owner, self.close_soon, aclose)
 
     def close_soon(self, aclose: Callable[[], Awaitable[object]]) -> None:
@@ -196,10 +196,11 @@ async def _in_task(fn: Callable[[], T]) -> T:
 
 
 async def _logged(aclose: Callable[[], Awaitable[object]]) -> None:
+    """`await aclose()`; a failure to close is logged (at debug), never raised."""
     try:
         await aclose()
     except Exception:
-        logger.debug("closing an abandoned object failed", exc_info=True)
+        logger.debug("closing %r failed", aclose, exc_info=True)
 
 
 class Job(Generic[T]):
@@ -426,12 +427,8 @@ class _Pump(Generic[T]):
 
 async def _aclose(source: object) -> None:
     aclose = getattr(source, "aclose", None)
-    if aclose is None:
-        return
-    try:
-        await aclose()
-    except Exception:
-        logger.debug("closing an async iterator failed", exc_info=True)
+    if aclose is not None:
+        await _logged(aclose)
 
 
 _portal: Portal | None = None
