@@ -62,6 +62,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message, self.format_usage())
 
 
+_DEBUG_HELP = "show the traceback of an unexpected error (also: CODEGEN_LOG=debug)"
+
+
 def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
@@ -140,12 +143,7 @@ def _add_output_options(group: Any, default: Callable[[Any], Any]) -> None:
     group.add_argument(
         "-q", "--quiet", action="store_true", default=default(False), help="no progress display"
     )
-    group.add_argument(
-        "--debug",
-        action="store_true",
-        default=default(False),
-        help="show the traceback of an unexpected error (also: CODEGEN_LOG=debug)",
-    )
+    group.add_argument("--debug", action="store_true", default=default(False), help=_DEBUG_HELP)
 
 
 def _add_emulator_behaviour(group: Any, default: Callable[[Any], Any]) -> None:
@@ -240,12 +238,13 @@ def _leaf(
     help_text: str,
     action: str,
     examples: tuple[str, ...] = (),
+    description: str | None = None,
 ) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(
         name,
         parents=[common],
         help=help_text,
-        description=help_text[0].upper() + help_text[1:] + ".",
+        description=description or help_text[0].upper() + help_text[1:] + ".",
         epilog=_examples(*examples) if examples else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -435,18 +434,28 @@ def _add_emulator(sub: Any) -> None:
     """Only the options that apply: no key, URL or org (it makes its own)."""
     common = _Parser(add_help=False)
     group = common.add_argument_group("global options")
-    _add_output_options(group, lambda _: argparse.SUPPRESS)
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the URL, key and organization as one JSON document",
+    )
+    group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     _add_emulator_behaviour(group, lambda _: argparse.SUPPRESS)
     parser = _leaf(
         sub,
         "emulator",
         common,
-        "serve an emulator of the API on 127.0.0.1 for other programs (needs uvicorn); "
-        "it starts empty and does not share the runs of --emulator commands",
+        "serve an emulator of the API on 127.0.0.1 for other programs (needs uvicorn)",
         "emulator",
         (
             "codegen-async emulator --port 8765",
             "codegen-async emulator --json      # base_url, api_key, org_id as JSON",
+        ),
+        description=(
+            "Serve an emulator of the API on 127.0.0.1 until Ctrl-C (needs uvicorn: pip install\n"
+            "'codegen-async[serve]'). It prints the CODEGEN_* settings that point a client at it.\n"
+            "It starts empty: the runs of --emulator commands are not shared with it."
         ),
     )
     parser.add_argument(
@@ -496,8 +505,25 @@ def _add_curl(sub: Any) -> None:
         action="store_true",
         help="show the configured key instead of $CODEGEN_API_KEY",
     )
-    calls = parser.add_subparsers(dest="call", metavar="COMMAND", required=True)
+    calls = parser.add_subparsers(
+        dest="call", metavar="COMMAND", required=True, help="the command whose request to print"
+    )
     _add_calls(calls, common, waits=False)
+    _as_curl(calls.choices.values())
+
+
+def _as_curl(parsers: Any) -> None:
+    """The commands under `curl` say what they print, with curl examples."""
+    for parser in parsers:
+        name = parser.prog.split(" curl ", 1)[1]
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs:
+            _as_curl(subs[0].choices.values())
+        parser.description = (
+            f"Print the curl command of `{name}` without sending anything: "
+            + (parser.description or "").rstrip(".").lower()
+        )
+        parser.epilog = None
 
 
 def build_parser() -> argparse.ArgumentParser:

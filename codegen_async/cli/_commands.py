@@ -257,9 +257,10 @@ class _Synthesis:
                 continue
             self._created.add(run.id)
             if self._tracker.board.rows[self.index].run_id is None:
-                self._tracker.created(self.index, run)
-            else:
-                self._tracker.update(self.index, run)
+                # Its status is not polled here: said once, then its end.
+                self._tracker.created(self.index, run, status="started, waiting for it")
+            elif run.is_terminal:
+                self._tracker.finish(self.index, run)
             if run.is_terminal:
                 self._created.ended(run.id)
 

@@ -68,10 +68,12 @@ class Board:
         self.rows.append(Row(len(self.rows), label))
         return len(self.rows) - 1
 
-    def created(self, index: int, run: AgentRun) -> Row:
+    def created(self, index: int, run: AgentRun, status: str | None = None) -> Row:
         row = self.rows[index]
         row.run_id, row.started = run.id, self.now()
-        return self.changed(index, run)
+        self.changed(index, run)
+        row.status = row.status if status is None else status
+        return row
 
     def changed(self, index: int, run: AgentRun) -> Row:
         row = self.rows[index]
@@ -225,8 +227,8 @@ class Tracker:
     def event(self, event: ProgressEvent) -> None:
         self._display.show(self.board.apply(event))
 
-    def created(self, index: int, run: AgentRun) -> None:
-        self._display.show(self.board.created(index, run))
+    def created(self, index: int, run: AgentRun, status: str | None = None) -> None:
+        self._display.show(self.board.created(index, run, status))
 
     def update(self, index: int, run: AgentRun) -> None:
         if run.is_terminal:
