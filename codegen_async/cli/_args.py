@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -18,6 +19,7 @@ __all__ = ["DEFAULT_TIME_SCALE", "UsageError", "build_parser", "check_args"]
 
 # The in-process emulator's clock runs 20x faster: a typical run takes 1-3 seconds.
 DEFAULT_TIME_SCALE = 0.05
+TIME_SCALE_ENV = "CODEGEN_EMULATOR_TIME_SCALE"
 
 _AGENT_TYPES = ("codegen", "claude_code")
 _SOURCE_TYPES = ("LOCAL", "SLACK", "GITHUB", "GITHUB_CHECK_SUITE", "LINEAR", "API", "CHAT")
@@ -150,9 +152,10 @@ def _add_emulator_behaviour(group: Any, default: Callable[[Any], Any]) -> None:
     group.add_argument(
         "--emulator-time-scale",
         type=_time_scale,
-        default=default(DEFAULT_TIME_SCALE),
+        default=default(None),
         metavar="SCALE",
-        help=f"the emulator clock runs 1/SCALE times faster (default {DEFAULT_TIME_SCALE})",
+        help="the emulator clock runs 1/SCALE times faster "
+        f"(default: ${TIME_SCALE_ENV}, else {DEFAULT_TIME_SCALE})",
     )
     group.add_argument(
         "--emulator-failure-rate",
@@ -550,6 +553,12 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     """Rules argparse cannot express; a violation raises UsageError."""
     if args.emulator_reset:
         args.emulator = True
+    if args.emulator_time_scale is None:
+        text = os.environ.get(TIME_SCALE_ENV, "").strip()
+        try:
+            args.emulator_time_scale = _time_scale(text) if text else DEFAULT_TIME_SCALE
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"{TIME_SCALE_ENV}: {exc}")
     if args.emulator and (args.api_key or args.base_url or args.org_id):
         parser.error("--emulator cannot be combined with --api-key, --base-url or --org-id")
     if args.command is None:
