@@ -8,7 +8,6 @@ in-process `main()` calls where a terminal is not the point.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -18,7 +17,6 @@ import signal
 import struct
 import subprocess
 import sys
-import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +75,9 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
 def in_terminal(home: Path, *argv: str, columns: int = 160, timeout: float = 30) -> tuple[int, str]:
     """Run the CLI with stdout and stderr on a real pseudo-terminal of `columns`
     columns; returns its exit code and everything it drew."""
+    import fcntl
+    import termios
+
     controller, terminal = os.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     proc = subprocess.Popen(
@@ -468,6 +469,31 @@ def test_help_teaches(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "without sending" in curl
     assert "examples:" in curl
     assert "without sending anything" in cli(capsys, "curl", "runs", "get", "--help")[1]
+
+
+def test_ctrl_c_tells_finished_runs_from_running_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from codegen_async.cli import _report
+    from codegen_async.cli._output import Output
+    from codegen_async.cli._session import Created
+
+    created = Created()
+    created.add(1001)
+    created.watch([1001, 1002, 1003])
+    created.ended(1002)
+    assert _report(KeyboardInterrupt(), Output(json_mode=False), created) == INTERRUPTED
+    assert capsys.readouterr().err == (
+        "interrupted; runs created, still running on the server: 1001, 1003; "
+        "runs that finished: 1002\n"
+    )
+    assert _report(KeyboardInterrupt(), Output(json_mode=True), created) == INTERRUPTED
+    problem = json.loads(capsys.readouterr().err)
+    assert (problem["type"], problem["running"], problem["finished"]) == (
+        "Interrupted",
+        [1001, 1003],
+        [1002],
+    )
 
 
 def test_batch_shows_the_repository_when_repos_differ(

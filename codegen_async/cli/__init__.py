@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -125,6 +126,9 @@ def _report(
     # (through anyio.run) reports it so instead of KeyboardInterrupt.
     if isinstance(leaf, (KeyboardInterrupt, asyncio.CancelledError)):
         return _interrupted(out, created)
+    if isinstance(leaf, BrokenPipeError):  # the reader went away (`| head`): nothing to say
+        _silence_stdout()
+        return OK
     if isinstance(leaf, CliError):
         out.error(leaf.message, hint=leaf.hint, type="CliError", status=None, request_id=None)
         return leaf.code
@@ -169,6 +173,13 @@ def _report(
         request_id=None,
     )
     return INTERNAL
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush does not fail too."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _what_was_missing(error: CodegenError, args: argparse.Namespace | None) -> str:

@@ -101,7 +101,11 @@ class Output:
 
     @property
     def rich_stderr(self) -> bool:
-        return _is_terminal(self.stderr) and rich_available()
+        return self.stderr_is_terminal and rich_available()
+
+    @property
+    def stderr_is_terminal(self) -> bool:
+        return _is_terminal(self.stderr)
 
     def line(self, text: str = "") -> None:
         """A line of human output on stdout (control characters escaped)."""

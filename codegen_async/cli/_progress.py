@@ -258,10 +258,10 @@ def open_tracker(
     out: Output, labels: Sequence[str], *, quiet: bool, plain: bool = False
 ) -> Iterator[Tracker]:
     """A tracker drawing on stderr: rich when it is a terminal (unless `plain`), plain
-    lines otherwise, nothing when `quiet`."""
+    lines otherwise, nothing when `quiet` or under --json to a pipe or file."""
     board = Board(labels)
     display: _Display
-    if quiet:
+    if quiet or (out.json_mode and not out.stderr_is_terminal):  # stderr: the error only
         display = _NoDisplay()
     elif out.rich_stderr and not plain:
         display = _RichDisplay(board, out.stderr)
