@@ -87,7 +87,7 @@ class Board:
             row.status = _status(run)
         if isinstance(error, WaitTimeoutError):
             row.timed_out = True
-            row.status = f"timed out (still running: {row.status})"
+            row.status = "timed out (still running)"
         elif error is not None:
             row.status = type(error).__name__
         row.ok = error is None and run is not None and run.succeeded
