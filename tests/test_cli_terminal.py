@@ -180,6 +180,8 @@ def test_an_unexpected_error_is_one_line_and_a_hint(
     code, _, err = cli(capsys, "--emulator", "orgs", "--debug")
     assert code == INTERNAL
     assert err.startswith("Traceback (most recent call last)")
+    # (the library's logging is left as it is: configured once per process)
+    monkeypatch.setattr("codegen_async._logging._configured", True)
     monkeypatch.setenv("CODEGEN_LOG", "debug")
     assert "Traceback" in cli(capsys, "--emulator", "orgs")[2]
     monkeypatch.delenv("CODEGEN_LOG")
