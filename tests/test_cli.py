@@ -309,11 +309,12 @@ def test_api_errors_exit_3_with_one_line(
     code, out, err = cli(capsys, "runs", "get", "999999")
     assert (code, out) == (API_ERROR, "")
     assert err.startswith("error: run 999999 not found: 404")
-    assert err.count("\n") == 1
+    assert err.count("\n") == 1  # one line, no hint
     monkeypatch.setenv("CODEGEN_API_KEY", "wrong-key-0000")
     code, out, err = cli(capsys, "whoami")
     assert (code, out) == (API_ERROR, "")
     assert err.startswith("error: AuthenticationError: 401")
+    assert "hint: the API refused the key" in err
     assert "Traceback" not in err
 
 

@@ -214,7 +214,9 @@ def test_errors_under_json_are_one_object_on_stderr(
     assert "--emulator" in problem["hint"]
 
 
-def test_messages_say_what_happened(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_messages_say_what_happened(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, _, err = cli(capsys, "--emulator", "run", "x", "--timeout", "0")
     assert code == USAGE
     assert "--timeout: must be a number > 0 (seconds), got 0" in err
@@ -227,6 +229,12 @@ def test_messages_say_what_happened(home: Path, capsys: pytest.CaptureFixture[st
     assert "LOCAL, SLACK" in err
     code, _, err = cli(capsys, "--api-key", "", "whoami")
     assert (code, err.splitlines()[0]) == (API_ERROR, "error: --api-key is empty")
+    monkeypatch.setenv("CODEGEN_MAX_RETRIES", "0")
+    code, _, err = cli(capsys, "--base-url", "http://127.0.0.1:9", "--api-key", "k", "orgs")
+    assert code == API_ERROR
+    assert err.startswith("error: APIConnectionError")
+    assert err.splitlines()[-1] == "hint: check the network, or --base-url / CODEGEN_BASE_URL"
+    monkeypatch.delenv("CODEGEN_MAX_RETRIES")
     code, _, err = cli(capsys, "--emulator", "run", "x", "--repo-id", "999")
     assert code == API_ERROR
     assert err.startswith("error: repository 999 not found (see `codegen-async repos`): 404")

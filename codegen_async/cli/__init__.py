@@ -47,6 +47,14 @@ _NO_KEY_HINT = (
     "for the real API create a key at https://codegen.com/token and set CODEGEN_API_KEY "
     "or pass --api-key"
 )
+_HINTS = {
+    "AuthenticationError": "the API refused the key: check --api-key or CODEGEN_API_KEY "
+    "(keys: https://codegen.com/token)",
+    "PermissionDeniedError": "the key may not use this organization: check --org-id or "
+    "CODEGEN_ORG_ID (`codegen-async orgs` lists yours)",
+    "APIConnectionError": "check the network, or --base-url / CODEGEN_BASE_URL",
+    "APITimeoutError": "the API did not answer in time: try again, or raise CODEGEN_TIMEOUT",
+}
 # What the library's configuration messages call an argument, as the CLI's flags.
 _FLAGS = {
     "the api_key argument": "--api-key",
@@ -157,6 +165,7 @@ def _report(
         missing = _what_was_missing(leaf, args)
         out.error(
             f"{missing}: {leaf}" if missing else f"{type(leaf).__name__}: {leaf}",
+            hint=_HINTS.get(type(leaf).__name__),
             type=type(leaf).__name__,
             status=status,
             request_id=request_id,
