@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 
 import httpx
 
-__all__ = ["CapturedRequest", "to_curl"]
+__all__ = ["ORG_ID_PLACEHOLDER", "CapturedRequest", "to_curl"]
+
+# An organization id no one has: a client given it (when the real one is unknown and
+# must not be looked up) gets curls that say `${CODEGEN_ORG_ID}` in its place.
+ORG_ID_PLACEHOLDER = 2**53 - 1
+_VARIABLES = {str(ORG_ID_PLACEHOLDER): "CODEGEN_ORG_ID"}
 
 _REDACTED = "Bearer $CODEGEN_API_KEY"
 _SKIPPED = frozenset({"host", "content-length", "accept-encoding", "connection"})
@@ -21,16 +27,28 @@ class CapturedRequest(Exception):
 
 
 def to_curl(request: httpx.Request, *, show_key: bool = False) -> str:
-    """A shell-quoted curl command equivalent to `request`."""
-    parts = ["curl", "-sS", "-X", request.method, shlex.quote(str(request.url))]
+    """A shell-quoted curl command equivalent to `request` (`ORG_ID_PLACEHOLDER` written
+    as `${CODEGEN_ORG_ID}`, in double quotes so that the shell expands it)."""
+    names: Mapping[str, str] = _VARIABLES
+
+    def quote(text: str) -> str:
+        if not any(placeholder in text for placeholder in names):
+            return shlex.quote(text)
+        for char in '\\"$`':
+            text = text.replace(char, "\\" + char)
+        for placeholder, name in names.items():
+            text = text.replace(placeholder, "${" + name + "}")
+        return f'"{text}"'
+
+    parts = ["curl", "-sS", "-X", request.method, quote(str(request.url))]
     for name, value in request.headers.items():
         if name.lower() in _SKIPPED:
             continue
         if name.lower() == "authorization" and not show_key:
             parts += ["-H", f'"Authorization: {_REDACTED}"']
             continue
-        parts += ["-H", shlex.quote(f"{name}: {value}")]
+        parts += ["-H", quote(f"{name}: {value}")]
     body = request.content
     if body:
-        parts += ["--data-raw", shlex.quote(body.decode("utf-8", "replace"))]
+        parts += ["--data-raw", quote(body.decode("utf-8", "replace"))]
     return " ".join(parts)

@@ -34,6 +34,8 @@ ENV_NAMES = (
     "CODEGEN_BASE_URL",
     "CODEGEN_ORG_ID",
     "CODEGEN_LOG",
+    "CODEGEN_EMULATOR_TIME_SCALE",
+    "XDG_CACHE_HOME",  # the emulator's state goes under the test's HOME
 )
 
 
@@ -96,10 +98,13 @@ def test_run_follow_streams_logs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "PLAN_EVALUATION" in out
     assert out.index("PLAN_EVALUATION") < out.index("status:  COMPLETE")
 
-    code, run = cli_json(capsys, *FAST, "run", "Follow me", "--follow")
+    # --json: NDJSON, one {"log": entry} line as each entry comes, then {"run": ...}
+    code, out, _ = cli(capsys, *FAST, "--json", "run", "Follow me", "--follow")
     assert code == OK
+    *lines, last = [json.loads(line) for line in out.splitlines()]
+    run = last["run"]
     assert run["status"] == "COMPLETE"
-    assert run["logs"]
+    assert run["logs"] == [line["log"] for line in lines]
     assert run["logs"][0]["agent_run_id"] == run["id"]
 
 
@@ -116,10 +121,10 @@ def test_run_timeout_exits_1_and_says_it_keeps_running(capsys: pytest.CaptureFix
     assert out == ""
     assert "error:" in err
     assert "keeps running" in err
-    assert "timed out (PENDING)" in err
+    assert "timed out (still running)" in err
     code, _, err = cli(capsys, *argv, "--follow")  # the wait's error, out of a task group
     assert code == RUN_FAILED
-    assert err.splitlines()[-1].startswith("error: agent run 1001 not finished")
+    assert err.splitlines()[-1].startswith("error: timed out: agent run 1002 not finished")
 
 
 # -- multi-run and batch ------------------------------------------------------------------
@@ -129,7 +134,7 @@ def test_multi_run_synthesizes(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = cli(capsys, *FAST, "--json", "multi-run", "Why slow?", "--concurrency", "2")
     assert code == OK
     result = json.loads(out)
-    assert "candidates done; synthesizing" in err
+    assert err == ""  # --json, stderr not a terminal: no progress lines
     assert len(result["candidates"]) == 2
     assert len(result["agent_runs"]) == 2
     assert result["synthesis_run"]["status"] == "COMPLETE"
@@ -171,7 +176,7 @@ def test_batch_from_stdin_with_a_table(
     code, out, err = cli(capsys, *FAST, "batch", "-f", "-")
     assert code == OK
     header, *rows = out.splitlines()
-    assert header.split() == ["#", "RUN", "STATUS", "RESULT"]
+    assert header.split() == ["#", "RUN", "STATUS", "RESULT", "PROMPT"]
     assert len(rows) == 3
     assert all("COMPLETE" in row for row in rows)
     assert "3 runs: 3 complete" in err
@@ -303,20 +308,22 @@ def test_api_errors_exit_3_with_one_line(
 ) -> None:
     code, out, err = cli(capsys, "runs", "get", "999999")
     assert (code, out) == (API_ERROR, "")
-    assert err.startswith("error: NotFoundError: 404")
-    assert err.count("\n") == 1
+    assert err.startswith("error: run 999999 not found: 404")
+    assert err.count("\n") == 1  # one line, no hint
     monkeypatch.setenv("CODEGEN_API_KEY", "wrong-key-0000")
     code, out, err = cli(capsys, "whoami")
     assert (code, out) == (API_ERROR, "")
     assert err.startswith("error: AuthenticationError: 401")
+    assert "hint: the API refused the key" in err
     assert "Traceback" not in err
 
 
 def test_missing_key_is_a_configuration_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = cli(capsys, "whoami")
     assert code == API_ERROR
-    assert err.startswith("error: ConfigurationError:")
-    assert "api_key" in err
+    assert err.startswith("error: api_key is not set; looked in: --api-key, env CODEGEN_API_KEY")
+    assert "hint: no account needed to try it: add --emulator" in err
+    assert "https://codegen.com/token" in err
 
 
 # -- usage --------------------------------------------------------------------------------

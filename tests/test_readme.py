@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -89,3 +90,68 @@ def outcomes(
 def test_readme_block_runs(index: int, outcomes: dict[int, tuple[int, str]]) -> None:
     code, (status, output) = blocks()[index], outcomes[index]
     assert status == 0, f"README block {index} failed:\n{code}\n--- output ---\n{output}"
+
+
+# -- the command line section: every `codegen-async` line of its sh blocks ------------------
+
+SH_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
+# Lines of the section not run against the emulator, and why.
+NOT_RUN = {
+    "codegen-async runs get 1234": "run 1234 is an id on the real API; the emulator's lines "
+    "above show `runs get` on a run it has",
+    "codegen-async runs logs 1234 --follow": "as above (`runs logs` is run on run 1001 above)",
+    "codegen-async emulator --port 8765": "serves until Ctrl-C; test_cli.py serves and stops it",
+}
+# Lines run as written, without --emulator: they need no key.
+AS_WRITTEN = ("codegen-async curl runs get 1234",)
+
+
+def cli_lines() -> list[str]:
+    text = README.read_text()
+    start = text.index("## Command line\n")
+    section = text[start : text.index("\n## ", start + 1)]
+    lines = [line for block in SH_BLOCK.findall(section) for line in block.splitlines()]
+    return [line for line in lines if line.startswith("codegen-async")]
+
+
+def _argv(line: str) -> list[str] | None:
+    """The arguments the test runs a README line with (None: not run)."""
+    words = shlex.split(line, comments=True)
+    command = " ".join(words)
+    if command in NOT_RUN:
+        return None
+    argv = words[1:]
+    if command in AS_WRITTEN or {"--emulator", "--emulator-reset"} & set(argv):
+        return argv
+    return ["--emulator", *argv]
+
+
+def test_the_cli_section_is_run_line_by_line(tmp_path: Path) -> None:
+    lines = cli_lines()
+    assert len(lines) >= 20
+    commands = {" ".join(shlex.split(line, comments=True)) for line in lines}
+    assert set(NOT_RUN) <= commands, "NOT_RUN names a line the README no longer has"
+    (tmp_path / "prompts.txt").write_text("Fix the typos in README.md\nBump the version\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEGEN_", "XDG_"))}
+    env.update(
+        HOME=str(tmp_path),
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+        PYTHONPATH=str(ROOT),
+        CODEGEN_EMULATOR_TIME_SCALE="0.004",
+    )
+    for line in lines:
+        argv = _argv(line)
+        if argv is None:
+            continue
+        result = subprocess.run(
+            [sys.executable, "-m", "codegen_async", *argv],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, f"{line}\n--- stdout ---\n{result.stdout}\n{result.stderr}"
+        assert "Traceback" not in result.stderr

@@ -13,14 +13,20 @@ from typing import Any, TypeVar
 import anyio
 
 from .._client import AsyncCodegen
-from .._errors import WaitTimeoutError
+from .._constants import GROUP_METADATA_KEY, ROLE_METADATA_KEY
+from .._convert import structure
+from .._curl import ORG_ID_PLACEHOLDER
+from .._errors import CodegenError, ConfigurationError, WaitTimeoutError
 from .._fanout import ProgressEvent, ProgressKind, RunOutcome, RunSpec
+from .._http import APIResponse
+from .._settings import resolve_settings
 from .._synthesis import MultiRunResult
 from ..models import AgentRun, AgentRunLog
 from . import _exit
+from ._emulated import make_emulator
 from ._output import Column, Output, to_json
 from ._progress import Tracker, label_of, open_tracker
-from ._session import Created, Session, make_emulator, open_client
+from ._session import Created, Session, open_client
 
 __all__ = ["execute", "serve_emulator"]
 
@@ -48,15 +54,42 @@ def _exit_for(ok: bool) -> int:
     return _exit.OK if ok else _exit.RUN_FAILED
 
 
+def _outcome_status(run: AgentRun | None, error: BaseException | None) -> str:
+    if isinstance(error, WaitTimeoutError):
+        return "timed out (still running)"
+    if run is None:
+        return "not run"
+    return _status(run)
+
+
+# Times the in-process emulator gives are on its own clock, which runs faster.
+_EMULATED = " (emulator clock)"
+
+
+def _created_label(out: Output) -> str:
+    return "created" + (_EMULATED if out.emulated else "")
+
+
+def _when(out: Output, run: AgentRun) -> str | None:
+    if run.created_at is None:
+        return None
+    return run.created_at.isoformat(timespec="seconds") + (_EMULATED if out.emulated else "")
+
+
 # -- showing runs -------------------------------------------------------------------------
 
-RUN_COLUMNS: Sequence[Column] = (
-    ("ID", lambda run: run.id),
-    ("STATUS", _status),
-    ("CREATED", lambda run: run.created_at and run.created_at.strftime("%Y-%m-%d %H:%M:%S")),
-    ("SOURCE", lambda run: run.source_type),
-    ("SUMMARY", lambda run: _excerpt(run.summary)),
-)
+
+def run_columns(out: Output) -> Sequence[Column]:
+    return (
+        ("ID", lambda run: run.id),
+        ("STATUS", _status),
+        (
+            _created_label(out).upper(),
+            lambda run: run.created_at and run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        ),
+        ("SOURCE", lambda run: run.source_type),
+        ("SUMMARY", lambda run: _excerpt(run.summary)),
+    )
 
 
 def show_run(out: Output, run: AgentRun) -> None:
@@ -68,7 +101,7 @@ def show_run(out: Output, run: AgentRun) -> None:
         [
             ("run", run.id),
             ("status", _status(run)),
-            ("created", run.created_at and run.created_at.isoformat(timespec="seconds")),
+            ("created", _when(out, run)),
             ("web url", run.web_url),
             ("pull requests", ", ".join(pull_requests)),
             ("summary", run.summary),
@@ -79,19 +112,29 @@ def show_run(out: Output, run: AgentRun) -> None:
         out.line(run.result)
 
 
+def _note_emulated_times(out: Output) -> None:
+    if out.emulated and not out.json_mode:
+        out.note("log times are on the emulator's clock, which runs faster than real time")
+
+
 def _log_line(entry: AgentRunLog) -> str:
     when = entry.created_at.strftime("%H:%M:%S") if entry.created_at else "--:--:--"
     parts = [when, entry.message_type or "-", entry.tool_name or "", entry.thought or ""]
     return "  ".join(part for part in parts if part)
 
 
-async def _print_logs(out: Output, logs: AsyncIterator[AgentRunLog]) -> list[AgentRunLog]:
-    """Print each entry as it comes (human mode) and return them all."""
+async def _print_logs(
+    out: Output, logs: AsyncIterator[AgentRunLog], *, stream: str | None = None
+) -> list[AgentRunLog]:
+    """Print each entry as it comes and return them all. Under --json only when
+    streaming: one JSON line per entry (`stream` names the key it goes under, "" none)."""
     seen = []
     async for entry in logs:
         seen.append(entry)
         if not out.json_mode:
             out.line(_log_line(entry))
+        elif stream is not None:
+            out.json_line({stream: to_json(entry)} if stream else to_json(entry))
     return seen
 
 
@@ -110,15 +153,18 @@ async def _wait(s: Session, run: AgentRun, label: str, *, plain: bool = False) -
             tracker.finish(0, exc.run, exc)
             raise
         tracker.finish(0, final)
+    s.created.ended(final.id)
     return final
 
 
 async def _wait_following(s: Session, run: AgentRun, label: str) -> tuple[AgentRun, list[Any]]:
     """Wait while streaming the run's logs (plain progress: the logs share the terminal)."""
     logs: list[AgentRunLog] = []
+    _note_emulated_times(s.out)
 
     async def follow() -> None:
-        logs.extend(await _print_logs(s.out, s.client.agent_runs.logs(run.id, follow=True)))
+        entries = s.client.agent_runs.logs(run.id, follow=True)
+        logs.extend(await _print_logs(s.out, entries, stream="log"))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(follow)
@@ -129,8 +175,8 @@ async def _wait_following(s: Session, run: AgentRun, label: str) -> tuple[AgentR
 async def _finish_run(s: Session, run: AgentRun, label: str) -> int:
     if s.args.follow:
         run, logs = await _wait_following(s, run, label)
-        if s.out.json_mode:
-            s.out.document({**to_json(run), "logs": logs})
+        if s.out.json_mode:  # the NDJSON stream's last line: the run, its logs too
+            s.out.json_line({"run": {**to_json(run), "logs": logs}})
             return _exit_for(run.succeeded)
     else:
         run = await _wait(s, run, label)
@@ -153,36 +199,100 @@ async def run_command(s: Session) -> int:
 # -- fan-outs -----------------------------------------------------------------------------
 
 
-def _candidates_progress(
-    created: Created, tracker: Tracker, *, synthesize: bool
-) -> Callable[[ProgressEvent], None]:
-    """Show each candidate's events, note their ids for Ctrl-C, and say when the
-    synthesis starts (it reports no events of its own)."""
+def _fan_out_progress(created: Created, tracker: Tracker) -> Callable[[ProgressEvent], None]:
+    """Show each run's events and note its id, and its end, for Ctrl-C."""
 
     def on_progress(event: ProgressEvent) -> None:
-        if event.kind is ProgressKind.CREATED and event.run is not None:
+        if event.run is not None:
             created.add(event.run.id)
+            if event.run.is_terminal:
+                created.ended(event.run.id)
         tracker.event(event)
-        if synthesize and tracker.all_ended:
-            tracker.note("candidates done; synthesizing their answers in one more run")
 
     return on_progress
+
+
+class _Synthesis:
+    """multi-run's synthesis run, which the library starts without reporting events:
+    its row appears when the candidates are done and two or more answered (only then
+    does the library synthesize), and its id and status are read off the responses
+    (the run carries the group's metadata), so Ctrl-C can name it."""
+
+    def __init__(self, created: Created, tracker: Tracker, *, enabled: bool) -> None:
+        self._created = created
+        self._tracker = tracker
+        self._enabled = enabled
+        self._group: object = None
+        self._answers = 0
+        self.index: int | None = None
+
+    def on_progress(self, event: ProgressEvent) -> None:
+        run = event.run
+        if run is not None and self._group is None and run.metadata:
+            self._group = run.metadata.get(GROUP_METADATA_KEY)
+        if event.kind is ProgressKind.FINISHED and run is not None and run.result:
+            self._answers += 1
+        waiting = self._enabled and self.index is None
+        if waiting and self._tracker.all_ended and self._answers >= 2:
+            self._tracker.note(f"candidates done; synthesizing their {self._answers} answers")
+            self.index = self._tracker.board.add("synthesis of the candidates' answers")
+
+    def on_response(self, response: APIResponse) -> None:
+        if self.index is None or self._group is None:
+            return
+        try:
+            data = response.json()
+        except ValueError:
+            return
+        items = data.get("items") if isinstance(data, dict) else None
+        for item in items if isinstance(items, list) else [data]:
+            metadata = item.get("metadata") if isinstance(item, dict) else None
+            if not isinstance(metadata, dict) or metadata.get(ROLE_METADATA_KEY) != "synthesis":
+                continue
+            if metadata.get(GROUP_METADATA_KEY) != self._group:
+                continue
+            try:
+                run = structure(item, AgentRun)
+            except CodegenError:
+                continue
+            self._created.add(run.id)
+            if self._tracker.board.rows[self.index].run_id is None:
+                # Its status is not polled here: said once, then its end.
+                self._tracker.created(self.index, run, status="started, waiting for it")
+            elif run.is_terminal:
+                self._tracker.finish(self.index, run)
+            if run.is_terminal:
+                self._created.ended(run.id)
+
+    def finish(self, result: MultiRunResult) -> None:
+        if self.index is not None:
+            self._tracker.finish(self.index, result.synthesis_run, result.synthesis_error)
 
 
 async def multi_run_command(s: Session) -> int:
     a = s.args
     labels = [f"candidate {n}: {label_of(a.prompt)}" for n in range(1, a.concurrency + 1)]
     with open_tracker(s.out, labels, quiet=a.quiet) as tracker:
-        result = await s.client.multi_run(
+        synthesis = _Synthesis(s.created, tracker, enabled=not a.no_synthesize)
+        candidates = _fan_out_progress(s.created, tracker)
+
+        def on_progress(event: ProgressEvent) -> None:
+            candidates(event)
+            synthesis.on_progress(event)
+
+        client = s.client.with_options(on_response=synthesis.on_response)
+        s.created.unconfirmed = client.agent_runs.unconfirmed_creates
+        result = await client.multi_run(
             a.prompt,
             concurrency=a.concurrency,
             synthesize=not a.no_synthesize,
             timeout=a.timeout,
-            on_progress=_candidates_progress(s.created, tracker, synthesize=not a.no_synthesize),
+            on_progress=on_progress,
             repo_id=a.repo_id,
             model=a.model,
             agent_type=a.agent_type,
         )
+        synthesis.finish(result)
     _show_multi_run(s.out, result)
     return _exit_for(result.final is not None)
 
@@ -200,17 +310,29 @@ def _show_multi_run(out: Output, result: MultiRunResult) -> None:
             }
         )
         return
-    rows = [[str(run.id), _status(run), _excerpt(run.result)] for run in result.agent_runs]
+    rows = [
+        [str(o.run_id or "-"), _outcome_status(o.run, o.error), _excerpt(_answer(o.run, o.error))]
+        for o in result.outcomes
+    ]
     if result.synthesis_run is not None:
         run = result.synthesis_run
-        rows.append([f"{run.id} (synthesis)", _status(run), _excerpt(run.result)])
+        status = _outcome_status(run, result.synthesis_error)
+        rows.append([f"{run.id} (synthesis)", status, _excerpt(run.result)])
     out.table(["RUN", "STATUS", "RESULT"], rows)
     if result.synthesis_error is not None:
         out.note(f"synthesis failed: {_error_text(result.synthesis_error)}")
     out.line()
-    out.line(
-        result.final if result.final is not None else "no final answer: every candidate failed"
-    )
+    out.line(result.final if result.final is not None else _no_answer(result))
+
+
+def _no_answer(result: MultiRunResult) -> str:
+    if result.synthesis_error is not None or result.synthesis_run is not None:
+        return "no final answer: the synthesis did not succeed"
+    return "no final answer: no candidate succeeded"
+
+
+def _answer(run: AgentRun | None, error: BaseException | None) -> str | None:
+    return run.result if run is not None and run.result else _error_text(error)
 
 
 def _error_text(error: BaseException | None) -> str | None:
@@ -253,7 +375,7 @@ async def batch_command(s: Session) -> int:
             max_concurrency=a.max_concurrency,
             timeout=a.timeout,
             fail_fast=a.fail_fast,
-            on_progress=tracker.event,
+            on_progress=_fan_out_progress(s.created, tracker),
         )
         async with fan_out:
             s.created.watch(fan_out.created)
@@ -279,13 +401,18 @@ def _show_outcomes(out: Output, outcomes: list[RunOutcome]) -> None:
     if out.json_mode:
         out.document([_outcome_json(outcome) for outcome in outcomes])
         return
+    specs = [_outcome_json(outcome) for outcome in outcomes]
+    repos = len({spec["repo_id"] for spec in specs}) > 1  # a column only when they differ
     rows = []
-    for outcome in outcomes:
-        data = _outcome_json(outcome)
-        result = _excerpt(outcome.run.result if outcome.run else data["error"])
-        status = _status(outcome.run) if outcome.run else "not run"
-        rows.append([str(outcome.index + 1), str(outcome.run_id or "-"), status, result])
-    out.table(["#", "RUN", "STATUS", "RESULT"], rows)
+    for outcome, spec in zip(outcomes, specs, strict=True):
+        row = [str(outcome.index + 1), str(outcome.run_id or "-")]
+        if repos:
+            row.append("-" if spec["repo_id"] is None else str(spec["repo_id"]))
+        status = _outcome_status(outcome.run, outcome.error)
+        row += [status, _excerpt(_answer(outcome.run, outcome.error)), label_of(spec["prompt"])]
+        rows.append(row)
+    headers = ["#", "RUN", *(["REPO"] if repos else []), "STATUS", "RESULT", "PROMPT"]
+    out.table(headers, rows)
 
 
 # -- runs ---------------------------------------------------------------------------------
@@ -307,7 +434,7 @@ async def _take(items: AsyncIterator[T], limit: float) -> list[T]:
 async def runs_list(s: Session) -> int:
     a = s.args
     listing = s.client.agent_runs.list(user_id=a.user_id, source_type=a.source_type)
-    s.out.records(await _take(listing, a.limit), RUN_COLUMNS)
+    s.out.records(await _take(listing, a.limit), run_columns(s.out))
     return _exit.OK
 
 
@@ -317,9 +444,11 @@ async def runs_get(s: Session) -> int:
 
 
 async def runs_logs(s: Session) -> int:
-    logs = s.client.agent_runs.logs(s.args.run_id, follow=s.args.follow)
-    entries = await _print_logs(s.out, logs)
-    if s.out.json_mode:
+    follow = s.args.follow
+    _note_emulated_times(s.out)
+    logs = s.client.agent_runs.logs(s.args.run_id, follow=follow)
+    entries = await _print_logs(s.out, logs, stream="" if follow else None)
+    if s.out.json_mode and not follow:
         s.out.document([to_json(entry) for entry in entries])
     return _exit.OK
 
@@ -424,13 +553,40 @@ FIRST_CALLS: dict[str, Call] = {
 }
 
 
-async def curl(s: Session) -> int:
-    call = FIRST_CALLS[s.args.action]
-    text = await s.client.as_curl(lambda c: call(c, s.args), show_key=s.args.show_key)
-    if s.out.json_mode:
-        s.out.document({"curl": text})
+_KEY_PLACEHOLDER = "no-key-configured"
+
+
+def _curl_client(args: argparse.Namespace, out: Output) -> AsyncCodegen:
+    """A client that is never used to send: the configured key, URL and organization
+    where known, placeholders where not (nothing is looked up)."""
+    if args.emulator:
+        emu = make_emulator(args)
+        return AsyncCodegen(api_key=emu.api_key, base_url=emu.base_url, org_id=emu.org_id)
+    options = {"org_id": args.org_id, "base_url": args.base_url}
+    try:
+        settings = resolve_settings(api_key=args.api_key, **options)
+    except ConfigurationError as exc:
+        if "api_key is not set" not in str(exc):
+            raise
+        settings = resolve_settings(api_key=_KEY_PLACEHOLDER, **options)
+        if args.show_key:
+            out.note("no API key configured: it is shown as $CODEGEN_API_KEY")
+            args.show_key = False
+    return AsyncCodegen(
+        api_key=settings.api_key,
+        base_url=settings.base_url,
+        org_id=settings.org_id or ORG_ID_PLACEHOLDER,
+    )
+
+
+async def curl(args: argparse.Namespace, out: Output) -> int:
+    call = FIRST_CALLS[args.action]
+    async with _curl_client(args, out) as client:
+        text = await client.as_curl(lambda c: call(c, args), show_key=args.show_key)
+    if out.json_mode:
+        out.document({"curl": text})
     else:
-        s.out.line(text)
+        out.line(text)
     return _exit.OK
 
 
@@ -454,8 +610,10 @@ HANDLERS: dict[str, Handler] = {
 
 async def execute(args: argparse.Namespace, out: Output, created: Created) -> int:
     """Run the parsed command with a client; returns its exit code."""
-    handler = curl if args.command == "curl" else HANDLERS[args.action]
-    async with open_client(args) as client:
+    if args.command == "curl":
+        return await curl(args, out)
+    handler = HANDLERS[args.action]
+    async with open_client(args, out) as client:
         created.unconfirmed = client.agent_runs.unconfirmed_creates
         return await handler(Session(args, out, created, client))
 

@@ -1,23 +1,32 @@
 """Where the command line writes: results on stdout (tables, text or one JSON document),
 progress and errors on stderr.
 
-Tables are drawn with rich when stdout is a terminal and rich is installed, else as
-aligned plain text (so pipes and installs without the `cli` extra work the same).
+Everything that comes from a user or from the server is shown as text, never read as
+markup: rich gets `Text` objects (square brackets, `:emoji:` names stay as typed), and
+control characters (ANSI escapes included) are shown escaped (`\\x1b`), so a prompt or
+a result cannot restyle or move the terminal. Tables are drawn with rich when stdout
+is a terminal and rich is installed, else as aligned plain text (columns measured in
+terminal cells, so wide characters line up).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 from .._convert import unstructure
 
-__all__ = ["Column", "Output", "rich_available", "to_json"]
+__all__ = ["Column", "Output", "cell_width", "rich_available", "safe", "to_json"]
 
 Column = tuple[str, Callable[[Any], object]]
+
+# C0 and C1 control characters but newline and tab; DEL too.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def rich_available() -> bool:
@@ -27,6 +36,22 @@ def rich_available() -> bool:
 def to_json(value: object) -> Any:
     """Models (attrs classes) as JSON-able data, through the package's converter."""
     return unstructure(value)
+
+
+def safe(text: str) -> str:
+    """`text` with control characters shown as escapes (`\\x1b`): a terminal prints it
+    as it is, and it cannot move the cursor or change colours."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def cell_width(text: str) -> int:
+    """Terminal cells `text` takes: wide (East Asian) characters 2, combining ones 0."""
+    width = 0
+    for char in text:
+        if unicodedata.combining(char):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
 
 
 def _is_terminal(stream: TextIO) -> bool:
@@ -40,16 +65,33 @@ def _cell(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     text = str(getattr(value, "value", value))
-    return text.replace("\n", " ")
+    return safe(" ".join(text.splitlines()))
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - cell_width(text))
+
+
+def console(stream: TextIO) -> Any:
+    """A rich Console on `stream` that never interprets what it prints."""
+    from rich.console import Console
+
+    return Console(file=stream, markup=False, emoji=False, highlight=False)
 
 
 class Output:
     """The command's streams and its mode (`--json` or human)."""
 
     def __init__(
-        self, *, json_mode: bool, stdout: TextIO | None = None, stderr: TextIO | None = None
+        self,
+        *,
+        json_mode: bool,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+        emulated: bool = False,
     ) -> None:
         self.json_mode = json_mode
+        self.emulated = emulated  # talking to the in-process emulator (its own clock)
         self.stdout = sys.stdout if stdout is None else stdout
         self.stderr = sys.stderr if stderr is None else stderr
 
@@ -59,24 +101,42 @@ class Output:
 
     @property
     def rich_stderr(self) -> bool:
-        return _is_terminal(self.stderr) and rich_available()
+        return self.stderr_is_terminal and rich_available()
+
+    @property
+    def stderr_is_terminal(self) -> bool:
+        return _is_terminal(self.stderr)
 
     def line(self, text: str = "") -> None:
-        """A line of human output on stdout."""
-        self.stdout.write(text + "\n")
+        """A line of human output on stdout (control characters escaped)."""
+        self.stdout.write(safe(text) + "\n")
         self.stdout.flush()
 
     def note(self, text: str) -> None:
         """A line for the person at the terminal, on stderr (also in --json mode)."""
-        self.stderr.write(text + "\n")
+        self.stderr.write(safe(text) + "\n")
         self.stderr.flush()
 
-    def error(self, message: str) -> None:
+    def error(self, message: str, *, hint: str | None = None, **details: object) -> None:
+        """An error: `error: ...` (and a `hint: ...` line), or under --json one JSON
+        object on stderr with `type`, `message`, `status`, `request_id`, `hint`."""
+        if self.json_mode:
+            data = {"error": True, "message": message, **details, "hint": hint}
+            self.stderr.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+            self.stderr.flush()
+            return
         self.note(f"error: {message}")
+        if hint:
+            self.note(f"hint: {hint}")
 
     def document(self, data: object) -> None:
         """The one JSON document of a --json command."""
         self.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+        self.stdout.flush()
+
+    def json_line(self, data: object) -> None:
+        """One line of an NDJSON stream (--json with --follow), flushed at once."""
+        self.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
         self.stdout.flush()
 
     def records(self, items: Iterable[object], columns: Sequence[Column]) -> None:
@@ -96,22 +156,24 @@ class Output:
             self.line(f"{name + ':':<{width + 1}} {value}")
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        """Cells are shown as given (escaped, never read as markup)."""
         if self.rich_stdout:
             self._rich_table(headers, rows)
         else:
             self._plain_table(headers, rows)
 
     def _plain_table(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-        widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-        for row in [headers, *rows]:
-            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        every = [[safe(cell) for cell in row] for row in [headers, *rows]]
+        widths = [max(cell_width(row[i]) for row in every) for i in range(len(headers))]
+        for row in every:
+            cells = [_pad(cell, width) for cell, width in zip(row, widths, strict=True)]
             self.line("  ".join(cells).rstrip())
 
     def _rich_table(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-        from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(*headers, box=None, header_style="bold", pad_edge=False)
         for row in rows:
-            table.add_row(*row)
-        Console(file=self.stdout).print(table)
+            table.add_row(*(Text(safe(cell)) for cell in row))
+        console(self.stdout).print(table)

@@ -17,7 +17,7 @@ import attrs
 from .._errors import WaitTimeoutError
 from .._fanout import ProgressEvent, ProgressKind
 from ..models import AgentRun
-from ._output import Output
+from ._output import Output, console, safe
 
 __all__ = ["Board", "Tracker", "label_of", "open_tracker"]
 
@@ -44,6 +44,7 @@ class Row:
     started: float | None = None
     ended: float | None = None
     ok: bool | None = None
+    timed_out: bool = False
 
     def elapsed(self, now: float) -> float | None:
         if self.started is None:
@@ -62,10 +63,17 @@ class Board:
     def now(self) -> float:
         return self._clock() - self._start
 
-    def created(self, index: int, run: AgentRun) -> Row:
+    def add(self, label: str) -> int:
+        """One more row (a run the job starts later, e.g. a synthesis); its index."""
+        self.rows.append(Row(len(self.rows), label))
+        return len(self.rows) - 1
+
+    def created(self, index: int, run: AgentRun, status: str | None = None) -> Row:
         row = self.rows[index]
         row.run_id, row.started = run.id, self.now()
-        return self.changed(index, run)
+        self.changed(index, run)
+        row.status = row.status if status is None else status
+        return row
 
     def changed(self, index: int, run: AgentRun) -> Row:
         row = self.rows[index]
@@ -78,7 +86,8 @@ class Board:
             row.run_id = row.run_id or run.id
             row.status = _status(run)
         if isinstance(error, WaitTimeoutError):
-            row.status = f"timed out ({row.status})"
+            row.timed_out = True
+            row.status = "timed out (still running)"
         elif error is not None:
             row.status = type(error).__name__
         row.ok = error is None and run is not None and run.succeeded
@@ -94,7 +103,7 @@ class Board:
         return self.finished(event.index, event.run, error)
 
     def totals(self) -> str:
-        counts = {"waiting": 0, "running": 0, "complete": 0, "failed": 0}
+        counts = {"waiting": 0, "running": 0, "complete": 0, "failed": 0, "timed out": 0}
         for row in self.rows:
             counts[_phase(row)] += 1
         parts = [f"{count} {name}" for name, count in counts.items() if count]
@@ -107,6 +116,8 @@ def _status(run: AgentRun) -> str:
 
 
 def _phase(row: Row) -> str:
+    if row.timed_out:
+        return "timed out"
     if row.ended is not None:
         return "complete" if row.ok else "failed"
     return "waiting" if row.started is None else "running"
@@ -141,7 +152,7 @@ class _PlainDisplay:
         self.note(line)
 
     def note(self, text: str) -> None:
-        self._stream.write(text + "\n")
+        self._stream.write(safe(text) + "\n")
         self._stream.flush()
 
     def close(self) -> None:
@@ -152,12 +163,11 @@ class _RichDisplay:
     """A live table redrawn from the board (the clock ticks the elapsed column)."""
 
     def __init__(self, board: Board, stream: TextIO) -> None:
-        from rich.console import Console
         from rich.live import Live
 
         self._board = board
         self._live: Any = Live(
-            console=Console(file=stream),
+            console=console(stream),
             get_renderable=self._render,
             refresh_per_second=8,
             transient=False,
@@ -166,21 +176,30 @@ class _RichDisplay:
 
     def _render(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         now = self._board.now()
-        table = Table("#", "RUN", "STATUS", "ELAPSED", "PROMPT", caption=self._board.totals())
+        caption = Text(self._board.totals())
+        table = Table("#", "RUN", "STATUS", "ELAPSED", "PROMPT", caption=caption)
         for row in self._board.rows:
             run = "-" if row.run_id is None else str(row.run_id)
-            style = {True: "green", False: "red"}.get(row.ok, "") if row.ok is not None else ""
-            status = f"[{style}]{row.status}[/]" if style else row.status
-            table.add_row(str(row.index + 1), run, status, _seconds(row.elapsed(now)), row.label)
+            style = "" if row.ok is None else ("green" if row.ok else "red")
+            table.add_row(
+                Text(str(row.index + 1)),
+                Text(run),
+                Text(safe(row.status), style=style),
+                Text(_seconds(row.elapsed(now))),
+                Text(safe(row.label)),
+            )
         return table
 
     def show(self, row: Row) -> None:
         self._live.refresh()
 
     def note(self, text: str) -> None:
-        self._live.console.print(text, markup=False, highlight=False)
+        from rich.text import Text
+
+        self._live.console.print(Text(safe(text)))
 
     def close(self) -> None:
         self._live.stop()
@@ -208,8 +227,8 @@ class Tracker:
     def event(self, event: ProgressEvent) -> None:
         self._display.show(self.board.apply(event))
 
-    def created(self, index: int, run: AgentRun) -> None:
-        self._display.show(self.board.created(index, run))
+    def created(self, index: int, run: AgentRun, status: str | None = None) -> None:
+        self._display.show(self.board.created(index, run, status))
 
     def update(self, index: int, run: AgentRun) -> None:
         if run.is_terminal:
@@ -239,10 +258,10 @@ def open_tracker(
     out: Output, labels: Sequence[str], *, quiet: bool, plain: bool = False
 ) -> Iterator[Tracker]:
     """A tracker drawing on stderr: rich when it is a terminal (unless `plain`), plain
-    lines otherwise, nothing when `quiet`."""
+    lines otherwise, nothing when `quiet` or under --json to a pipe or file."""
     board = Board(labels)
     display: _Display
-    if quiet:
+    if quiet or (out.json_mode and not out.stderr_is_terminal):  # stderr: the error only
         display = _NoDisplay()
     elif out.rich_stderr and not plain:
         display = _RichDisplay(board, out.stderr)

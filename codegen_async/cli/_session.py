@@ -6,18 +6,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
 import attrs
 
 from .._client import AsyncCodegen
 from .._create import UnconfirmedCreate
+from ._emulated import emulator_session
 from ._output import Output
 
-if TYPE_CHECKING:
-    from ..testing import Emulator
-
-__all__ = ["Created", "Session", "make_emulator", "open_client"]
+__all__ = ["Created", "Session", "open_client"]
 
 
 class Created:
@@ -27,10 +24,15 @@ class Created:
     def __init__(self) -> None:
         self._ids: list[int] = []
         self._lists: list[list[int]] = []
+        self._ended: set[int] = set()
         self.unconfirmed: list[UnconfirmedCreate] = []  # the client's, once it exists
 
     def add(self, run_id: int) -> None:
         self._ids.append(run_id)
+
+    def ended(self, run_id: int) -> None:
+        """The run reached a terminal status: no longer "still running"."""
+        self._ended.add(run_id)
 
     def watch(self, ids: list[int]) -> None:
         self._lists.append(ids)
@@ -38,6 +40,14 @@ class Created:
     def ids(self) -> list[int]:
         every = [*self._ids, *(run_id for ids in self._lists for run_id in ids)]
         return list(dict.fromkeys(every))
+
+    def running(self) -> list[int]:
+        """The created runs not seen to end."""
+        return [run_id for run_id in self.ids() if run_id not in self._ended]
+
+    def finished(self) -> list[int]:
+        """The created runs seen to end."""
+        return [run_id for run_id in self.ids() if run_id in self._ended]
 
 
 @attrs.define
@@ -48,19 +58,15 @@ class Session:
     client: AsyncCodegen
 
 
-def make_emulator(args: argparse.Namespace) -> Emulator:
-    from ..testing import Emulator
-
-    return Emulator(time_scale=args.emulator_time_scale, failure_rate=args.emulator_failure_rate)
-
-
 @contextlib.asynccontextmanager
-async def open_client(args: argparse.Namespace) -> AsyncIterator[AsyncCodegen]:
-    """The client the options ask for; with --emulator, one bound to a fresh Emulator."""
+async def open_client(args: argparse.Namespace, out: Output) -> AsyncIterator[AsyncCodegen]:
+    """The client the options ask for; with --emulator, one bound to the Emulator that
+    keeps the runs of earlier --emulator commands (`_emulated`)."""
     if not args.emulator:
         client = AsyncCodegen(api_key=args.api_key, base_url=args.base_url, org_id=args.org_id)
         async with client:
             yield client
         return
-    async with make_emulator(args) as emu, AsyncCodegen(**emu.client_options()) as client:
-        yield client
+    with emulator_session(args, out) as emu:
+        async with emu, AsyncCodegen(**emu.client_options()) as client:
+            yield client

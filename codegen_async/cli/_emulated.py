@@ -1,0 +1,145 @@
+"""`--emulator` across commands: the emulated API's runs live in a state file, so
+`codegen-async --emulator run ... --no-wait` then `--emulator runs get ID` and
+`--emulator runs list` see the same runs.
+
+The file is `$XDG_CACHE_HOME/codegen-async/emulator.json` (default `~/.cache/...`);
+`--emulator-reset` deletes it. One command uses it at a time (an advisory lock on a
+sidecar `.lock` file, where the platform has `fcntl`); the state is written back when
+the command ends, also when it fails or is interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from . import _exit
+from ._output import Output
+
+if TYPE_CHECKING:
+    from ..testing import Emulator
+
+__all__ = ["emulator_session", "make_emulator", "reset_state", "state_path"]
+
+_RESET_HINT = "run with --emulator-reset to start from an empty emulator"
+
+
+def state_path() -> Path:
+    """Where `--emulator` keeps its runs."""
+    cache = os.environ.get("XDG_CACHE_HOME") or ""
+    base = Path(cache) if os.path.isabs(cache) else Path.home() / ".cache"
+    return base / "codegen-async" / "emulator.json"
+
+
+def make_emulator(args: argparse.Namespace) -> Emulator:
+    from ..testing import Emulator
+
+    return Emulator(time_scale=args.emulator_time_scale, failure_rate=args.emulator_failure_rate)
+
+
+def reset_state(out: Output) -> None:
+    """Delete the state file (`--emulator-reset`)."""
+    path = state_path()
+    with _locked(path, out):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _exit.CliError(f"cannot delete {path}: {exc.strerror}", _exit.API_ERROR) from None
+    out.note(f"emulator state cleared ({path})")
+
+
+@contextlib.contextmanager
+def emulator_session(args: argparse.Namespace, out: Output) -> Iterator[Emulator]:
+    """An Emulator holding the runs of earlier `--emulator` commands; saved on exit."""
+    from ..testing._persist import dump, load
+
+    path = state_path()
+    with _locked(path, out):
+        emu = make_emulator(args)
+        data = _read(path)
+        if data is not None:
+            try:
+                load(emu, data)
+            except ValueError as exc:
+                raise _exit.CliError(
+                    f"the emulator state file {path} is not valid: {exc}",
+                    _exit.API_ERROR,
+                    hint=_RESET_HINT,
+                ) from None
+        try:
+            yield emu
+        finally:
+            _write(path, dump(emu))
+
+
+def _read(path: Path) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _exit.CliError(
+            f"cannot read the emulator state file {path}: {exc}", _exit.API_ERROR, hint=_RESET_HINT
+        ) from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise _exit.CliError(
+            f"the emulator state file {path} is not valid JSON ({exc})",
+            _exit.API_ERROR,
+            hint=_RESET_HINT,
+        ) from None
+
+
+def _write(path: Path, data: object) -> None:
+    """Replace the file atomically (a crash leaves the old state or the new one)."""
+    try:
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".emulator-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                json.dump(data, file, ensure_ascii=False, separators=(",", ":"))
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+    except OSError as exc:
+        raise _exit.CliError(
+            f"cannot save the emulator state to {path}: {exc}", _exit.API_ERROR
+        ) from None
+
+
+@contextlib.contextmanager
+def _locked(path: Path, out: Output) -> Iterator[None]:
+    """Hold the state's lock; say so when another command holds it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock: IO[bytes] = open(path.with_name(path.name + ".lock"), "ab")  # noqa: SIM115
+    except OSError as exc:
+        raise _exit.CliError(
+            f"cannot use the emulator state directory {path.parent}: {exc.strerror}",
+            _exit.API_ERROR,
+        ) from None
+    with lock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no lock
+            yield
+            return
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            out.note("waiting for another `codegen-async --emulator` command to finish...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
