@@ -6,6 +6,8 @@ import shlex
 
 import httpx
 
+from ._settings import redact_url
+
 __all__ = ["CapturedRequest", "to_curl"]
 
 _REDACTED = "Bearer $CODEGEN_API_KEY"
@@ -16,13 +18,15 @@ class CapturedRequest(Exception):
     """Raised by a capturing pipeline instead of sending: carries the built request."""
 
     def __init__(self, request: httpx.Request) -> None:
-        super().__init__(f"{request.method} {request.url}")
+        super().__init__(f"{request.method} {redact_url(str(request.url))}")
         self.request = request
 
 
 def to_curl(request: httpx.Request, *, show_key: bool = False) -> str:
-    """A shell-quoted curl command equivalent to `request`."""
-    parts = ["curl", "-sS", "-X", request.method, shlex.quote(str(request.url))]
+    """A shell-quoted curl command equivalent to `request` (a password in the URL is
+    masked like the key, unless `show_key`)."""
+    url = str(request.url) if show_key else redact_url(str(request.url))
+    parts = ["curl", "-sS", "-X", request.method, shlex.quote(url)]
     for name, value in request.headers.items():
         if name.lower() in _SKIPPED:
             continue

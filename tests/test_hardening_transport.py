@@ -326,6 +326,7 @@ async def test_a_password_in_base_url_is_masked_everywhere(
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     async with http, cg.AsyncCodegen(api_key=KEY, org_id=1, base_url=base, http_client=http) as ok:
         await ok.users.me()  # the DEBUG line of a success names the URL too
+        shown.append(await ok.as_curl(lambda c: c.users.me()))
     shown.append(caplog.text)
     assert "/v1/users/me" in caplog.text
     for text in shown:
