@@ -8,9 +8,9 @@ never appears in a message, a warning or a repr.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
-import math
 import os
 import stat
 import sys
@@ -23,6 +23,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import attrs
 import httpx
 
+from . import _validate
 from ._constants import DEFAULT_BASE_URL
 from ._errors import ConfigurationError
 
@@ -384,15 +385,14 @@ def _parse_byte_count(value: object, source: str) -> int:
 def _parse_timeout(value: object, source: str) -> httpx.Timeout:
     if isinstance(value, httpx.Timeout):
         return _check_httpx_timeout(value, source)
-    seconds: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and not _is_text_argument(value, source):
-        try:
-            seconds = float(value.strip())
-        except ValueError:
-            seconds = None
-    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+    if isinstance(value, str) and not _is_text_argument(value, source):
+        with contextlib.suppress(ValueError):
+            value = float(value.strip())  # env and files hold text
+    try:
+        seconds = _validate.timeout("timeout", value)
+    except (TypeError, ValueError):
+        seconds = None
+    if seconds is None:
         raise ConfigurationError(
             f"timeout from {source} must be a positive finite number of seconds "
             f"or an httpx.Timeout, got {_show(value)}"
@@ -410,18 +410,13 @@ def _check_httpx_timeout(value: httpx.Timeout, source: str) -> httpx.Timeout:
         "pool": value.pool,
     }
     for name, seconds in parts.items():
-        if seconds is None:
-            continue
-        if (
-            not isinstance(seconds, (int, float))
-            or isinstance(seconds, bool)
-            or not math.isfinite(seconds)
-            or seconds <= 0
-        ):
+        try:
+            _validate.timeout(name, seconds)
+        except (TypeError, ValueError):
             raise ConfigurationError(
                 f"timeout from {source}: httpx.Timeout {name}={_show(seconds)} must be a "
                 "positive finite number of seconds or None"
-            )
+            ) from None
     if all(seconds is None for seconds in parts.values()):
         raise ConfigurationError(
             f"timeout from {source} is httpx.Timeout(None), which never ends a call; "
