@@ -245,7 +245,7 @@ async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]
     return b"".join(body.parts), False
 
 
-def proxy_for(client: httpx.AsyncClient, url: str) -> str | None:
+def _proxy_for(client: httpx.AsyncClient, url: str) -> str | None:
     """The proxy `client` would send a request for `url` through (no password), if any."""
     try:
         transport = client._transport_for_url(httpx.URL(url))
@@ -266,7 +266,7 @@ def _check_proxy(client: httpx.AsyncClient, base_url: str) -> None:
     url = httpx.URL(base_url)
     if url.scheme != "http":
         return
-    proxy = proxy_for(client, base_url)
+    proxy = _proxy_for(client, base_url)
     if proxy is None or is_loopback_host(httpx.URL(proxy).host):
         return
     raise _errors.ConfigurationError(

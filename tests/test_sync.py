@@ -459,3 +459,18 @@ def _use_clients_through_their_parts(options: dict[str, object]) -> None:
     del runs
     gc.collect()
     assert wait_for(lambda: inner.http_client.is_closed)
+
+
+def test_sync_calls_check_every_argument_before_the_first_request(
+    client: Codegen, emu: Emulator
+) -> None:
+    emu.reset_counters()
+    with pytest.raises(ValueError, match="timeout"):
+        client.run("Explain", timeout=-1)
+    with pytest.raises(TypeError, match="raise_on_failure"):
+        client.run("Explain", raise_on_failure="no")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="on_progress"):
+        client.gather_many(["a"], on_progress=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="follow"):
+        client.agent_runs.logs(1001, follow="no")  # type: ignore[arg-type]
+    assert emu.counters.requests == 0
