@@ -166,11 +166,15 @@ def strings(name: str, value: object) -> list[str]:
 
 
 def header(name: object, value: object) -> tuple[str, str]:
-    """An HTTP header: a token name and a value without CR, LF or other control characters."""
+    """An HTTP header: a token name and a printable ASCII value (tabs allowed): no CR or LF
+    that would start another header, no other control or non-ASCII character."""
     if not isinstance(name, str) or not isinstance(value, str):
         raise TypeError("headers must map str to str")
     if not _HEADER_NAME.match(name):
         raise ValueError(f"header name {name!r} is not a valid HTTP header name")
-    if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in value):
-        raise ValueError(f"header {name!r}: the value contains a line break or a control character")
+    if any(not (" " <= ch <= "~" or ch == "\t") for ch in value):
+        raise ValueError(
+            f"header {name!r}: the value contains a line break, a control character or a "
+            "character that is not ASCII"
+        )
     return name, value

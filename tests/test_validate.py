@@ -105,6 +105,8 @@ def test_json_object_refuses_nesting_deeper_than_it_checks() -> None:
         ("X-Team", "a\r\nX-Evil: 1", "line break"),
         ("X-Team", "a\nb", "line break"),
         ("X-Team", "a\x00b", "control"),
+        ("X-Team", "caf\u00e9", "not ASCII"),
+        ("X-Team", "a\x7fb", "control"),
         ("X Team", "a", "not a valid HTTP header name"),
         ("X-Team:", "a", "not a valid HTTP header name"),
     ],
