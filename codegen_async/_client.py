@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import httpx
 
-from . import _errors
+from . import _errors, _validate
 from ._create import CreatePolicy
 from ._curl import CapturedRequest, to_curl
 from ._fanout import ProgressEvent, RunInput, RunMany, RunOutcome, RunSpec, specs_of
@@ -20,7 +20,7 @@ from ._limits import PollPolicy, RateLimits
 from ._logging import configure_from_env
 from ._polling import Poller
 from ._ratelimit import RateLimiter
-from ._settings import Settings, resolve_settings
+from ._settings import Settings, redact_url, resolve_settings
 from ._synthesis import MultiRunResult, multi_run
 from .models import AgentRun, AgentType, HealthCheck
 from .resources import (
@@ -48,6 +48,9 @@ class AsyncCodegen:
     Settings come from the arguments, else the environment (`CODEGEN_API_KEY`, ...), else
     `~/.config/codegen-sh/auth.json`, else the defaults; see the README's table. Use it as
     `async with AsyncCodegen() as client:` or call `await client.aclose()` when done.
+
+    `max_response_bytes` (else env `CODEGEN_MAX_RESPONSE_BYTES`, default 8 MiB) caps what
+    a response body may decode to: a larger success raises `ResponseValidationError`.
     """
 
     agent_runs: AgentRuns
@@ -76,6 +79,8 @@ class AsyncCodegen:
         http_client: httpx.AsyncClient | None = None,
         rate_limits: RateLimits | None = None,
         poll_policy: PollPolicy | None = None,
+        *,
+        max_response_bytes: int | None = None,
     ) -> None:
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(
@@ -91,6 +96,7 @@ class AsyncCodegen:
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
+            max_response_bytes=max_response_bytes,
         )
         configure_from_env()
         self.rate_limits = RateLimits.documented() if rate_limits is None else rate_limits
@@ -126,10 +132,13 @@ class AsyncCodegen:
         self.functions = Functions(http, org)
 
     def __repr__(self) -> str:
-        return (
-            f"<AsyncCodegen base_url={self._settings.base_url!r} "
-            f"org_id={self._org_id!r} closed={self._closed}>"
-        )
+        # Never raises, also on a client whose __init__ failed half-way (tracebacks that
+        # show locals call it); a password in the base URL is masked.
+        settings = getattr(self, "_settings", None)
+        url = "?" if settings is None else repr(redact_url(settings.base_url))
+        org = getattr(self, "_org_id", None)
+        closed = getattr(self, "_closed", None)
+        return f"<AsyncCodegen base_url={url} org_id={org!r} closed={closed}>"
 
     @property
     def base_url(self) -> str:
@@ -195,10 +204,13 @@ class AsyncCodegen:
             timeout=self._settings.timeout if timeout is None else timeout,
             max_retries=self._settings.max_retries if max_retries is None else max_retries,
             user_agent=self._settings.user_agent,
+            max_response_bytes=self._settings.max_response_bytes,
         )
+        _validate.callback("on_response", on_response)
+        if headers is not None and not isinstance(headers, Mapping):
+            raise TypeError(f"headers must be a mapping, got {type(headers).__name__}")
         for name, value in (headers or {}).items():
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise TypeError("headers must map str to str")
+            _validate.header(name, value)
             if name.lower() == "authorization":
                 raise ValueError("headers: set the key with api_key, not an Authorization header")
         derived = copy.copy(self)
@@ -272,7 +284,12 @@ class AsyncCodegen:
         idempotency_key: str | None = None,
         on_update: Callable[[AgentRun], object] | None = None,
     ) -> AgentRun:
-        """Create a run and wait until it is terminal (`timeout` covers only the wait)."""
+        """Create a run and wait until it is terminal (`timeout` covers only the wait).
+
+        Every argument is checked before the run is created."""
+        _validate.timeout("timeout", timeout)
+        _validate.strict_bool("raise_on_failure", raise_on_failure)
+        _validate.callback("on_update", on_update)
         run = await self.agent_runs.create(
             prompt,
             repo_id=repo_id,
@@ -308,6 +325,7 @@ class AsyncCodegen:
         `on_progress` receives every `ProgressEvent`. Items are checked before anything
         starts. The runs share a group id in their metadata (`RunMany.group_id`).
         """
+        _check_fan_out(max_concurrency, timeout, fail_fast, on_progress)
         return self._run_many(
             specs_of(items),
             max_concurrency=max_concurrency,
@@ -326,6 +344,7 @@ class AsyncCodegen:
         on_progress: Callable[[ProgressEvent], object] | None = None,
     ) -> list[RunOutcome]:
         """`run_many` to the end: one `RunOutcome` per item, in the items' order."""
+        _check_fan_out(max_concurrency, timeout, fail_fast, on_progress)
         fan_out = self.run_many(
             items,
             max_concurrency=max_concurrency,
@@ -358,6 +377,8 @@ class AsyncCodegen:
         candidates fail, the others are synthesized; one candidate is `final` as it is;
         none leaves `final` None. `timeout` covers candidates and synthesis together.
         """
+        _check_fan_out(concurrency, timeout, False, on_progress, concurrency_name="concurrency")
+        _validate.strict_bool("synthesize", synthesize)
         return await multi_run(
             self,
             prompt,
@@ -393,3 +414,18 @@ class AsyncCodegen:
             on_progress=on_progress,
             metadata=metadata,
         )
+
+
+def _check_fan_out(
+    max_concurrency: object,
+    timeout: object,
+    fail_fast: object,
+    on_progress: object,
+    *,
+    concurrency_name: str = "max_concurrency",
+) -> None:
+    """The arguments every fan-out shares, checked before anything is sent."""
+    _validate.positive_int(concurrency_name, max_concurrency)
+    _validate.timeout("timeout", timeout)
+    _validate.strict_bool("fail_fast", fail_fast)
+    _validate.callback("on_progress", on_progress)

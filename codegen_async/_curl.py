@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 import httpx
 
+from ._settings import redact_url
+
 __all__ = ["ORG_ID_PLACEHOLDER", "CapturedRequest", "to_curl"]
 
 # An organization id no one has: a client given it (when the real one is unknown and
@@ -22,13 +24,14 @@ class CapturedRequest(Exception):
     """Raised by a capturing pipeline instead of sending: carries the built request."""
 
     def __init__(self, request: httpx.Request) -> None:
-        super().__init__(f"{request.method} {request.url}")
+        super().__init__(f"{request.method} {redact_url(str(request.url))}")
         self.request = request
 
 
 def to_curl(request: httpx.Request, *, show_key: bool = False) -> str:
     """A shell-quoted curl command equivalent to `request` (`ORG_ID_PLACEHOLDER` written
-    as `${CODEGEN_ORG_ID}`, in double quotes so that the shell expands it)."""
+    as `${CODEGEN_ORG_ID}`, in double quotes so that the shell expands it; a password in
+    the URL is masked like the key, unless `show_key`)."""
     names: Mapping[str, str] = _VARIABLES
 
     def quote(text: str) -> str:
@@ -40,7 +43,8 @@ def to_curl(request: httpx.Request, *, show_key: bool = False) -> str:
             text = text.replace(placeholder, "${" + name + "}")
         return f'"{text}"'
 
-    parts = ["curl", "-sS", "-X", request.method, quote(str(request.url))]
+    url = str(request.url) if show_key else redact_url(str(request.url))
+    parts = ["curl", "-sS", "-X", request.method, quote(url)]
     for name, value in request.headers.items():
         if name.lower() in _SKIPPED:
             continue

@@ -428,14 +428,8 @@ class RunMany:
 
 
 def _check_timeout(timeout: float | None) -> float | None:
-    if timeout is None:
-        return None
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
-        raise ValueError(f"timeout must be a number > 0 or None, got {timeout!r}")
-    return float(timeout)
+    return _validate.timeout("timeout", timeout)
 
 
 def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return value
+    return _validate.strict_bool(name, value)

@@ -9,6 +9,18 @@ decorator sleeps with asyncio and breaks under trio, so only its generators are 
 The call's deadline (`timeout`, 30 s by default) covers the exchanges and the sleeps
 between them, so a body that drips slowly cannot hold a call past its timeout. Waiting
 for a token or a connection slot is queueing, not work, and is not charged to it.
+
+Only a 2xx is a success. Redirects are never followed (a 3xx is an `APIStatusError`
+naming where it pointed): the key must not follow the request to another place. A body
+is read as it streams in and decoded (gzip, deflate) chunk by chunk with a bounded output,
+so a body that decodes past `Settings.max_response_bytes` stops there and raises
+`ResponseValidationError` (a 2xx) or is cut at the cap (an error's body), never held
+whole. Plain http is allowed only to loopback (see `_settings`), and so is the proxy that
+would carry it: an `http://` loopback base URL never goes through a proxy taken from the
+environment (`HTTP_PROXY`, `ALL_PROXY`: a proxy elsewhere could not reach this machine's
+loopback anyway, and would see the key in clear), and a caller's `http_client` that
+routes it through a proxy that is not itself on loopback is refused with a
+`ConfigurationError` naming that proxy (any password masked).
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ import logging
 import math
 import platform
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -33,7 +46,7 @@ from ._convert import structure
 from ._curl import CapturedRequest
 from ._limits import RateClass
 from ._ratelimit import RateLimiter
-from ._settings import Settings
+from ._settings import Settings, is_loopback_host, redact_url
 
 __all__ = ["APIResponse", "Pipeline", "RetryPolicy", "backoff_delays", "parse_retry_after"]
 
@@ -164,6 +177,116 @@ def _should_retry_header(headers: httpx.Headers) -> bool | None:
     return None
 
 
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_ZLIB_WBITS = {"gzip": _GZIP_WBITS, "x-gzip": _GZIP_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+class _BodyTooLarge(Exception):
+    """Internal: the body decoded past the cap."""
+
+
+class _CappedBody:
+    """A response body decoded as it arrives, refusing to grow past `cap` bytes.
+
+    gzip and deflate are inflated here with `max_length`, so one compressed chunk never
+    expands past the cap in memory; other encodings go through httpx's decoders, one
+    network chunk at a time."""
+
+    def __init__(self, cap: int, wbits: int | None) -> None:
+        self.cap = cap
+        self.parts: list[bytes] = []
+        self.size = 0
+        self._wbits = wbits
+        self._inflate: Any = None
+
+    def add_encoded(self, data: bytes) -> None:
+        if self._wbits is None:
+            self.add(data)
+            return
+        if self._inflate is None and data:
+            wbits = self._wbits
+            if wbits == zlib.MAX_WBITS and (data[0] & 0x0F) != 8:
+                wbits = -zlib.MAX_WBITS  # raw deflate, no zlib header: accepted like httpx
+            self._inflate = zlib.decompressobj(wbits)
+        try:
+            while data and not self._inflate.eof:
+                self.add(self._inflate.decompress(data, self.cap - self.size + 1))
+                data = self._inflate.unconsumed_tail
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"{exc}") from None
+
+    def add(self, data: bytes) -> None:
+        if self.size + len(data) > self.cap:
+            self.parts.append(data[: self.cap - self.size])
+            self.size = self.cap
+            raise _BodyTooLarge
+        self.parts.append(data)
+        self.size += len(data)
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
+    """The decoded body, and whether it went past `cap` (then only its first `cap` bytes)."""
+    if response.is_stream_consumed:  # read already (a transport that returns whole bodies)
+        return response.content[:cap], len(response.content) > cap
+    header = response.headers.get("content-encoding", "")
+    encodings = [e.strip().lower() for e in header.split(",")]
+    encodings = [e for e in encodings if e and e != "identity"]
+    try:
+        if not encodings or (len(encodings) == 1 and encodings[0] in _ZLIB_WBITS):
+            body = _CappedBody(cap, _ZLIB_WBITS[encodings[0]] if encodings else None)
+            async for chunk in response.aiter_raw():
+                body.add_encoded(chunk)
+        else:
+            body = _CappedBody(cap, None)
+            async for chunk in response.aiter_bytes():
+                body.add(chunk)
+    except _BodyTooLarge:
+        return b"".join(body.parts), True
+    return b"".join(body.parts), False
+
+
+def _proxy_for(client: httpx.AsyncClient, url: str) -> str | None:
+    """The proxy `client` would send a request for `url` through (no password), if any."""
+    try:
+        transport = client._transport_for_url(httpx.URL(url))
+    except Exception:  # a client of another shape: nothing can be said
+        return None
+    pool = getattr(transport, "_pool", None)
+    proxy = getattr(pool, "_proxy_url", None)
+    if proxy is None:
+        return None
+    scheme = proxy.scheme.decode("ascii", "replace")
+    host = proxy.host.decode("ascii", "replace")
+    port = f":{proxy.port}" if proxy.port is not None else ""
+    return f"{scheme}://{host}{port}"
+
+
+def _check_proxy(client: httpx.AsyncClient, base_url: str) -> None:
+    """Refuse to send an http:// base URL (the key in clear) through a non-loopback proxy."""
+    url = httpx.URL(base_url)
+    if url.scheme != "http":
+        return
+    proxy = _proxy_for(client, base_url)
+    if proxy is None or is_loopback_host(httpx.URL(proxy).host):
+        return
+    raise _errors.ConfigurationError(
+        f"base_url {redact_url(base_url)!r} is plain http and the http_client would send it "
+        f"through the proxy {redact_url(proxy)!r}, which is not on loopback: the API key "
+        "would cross the network in clear. Add the host to NO_PROXY, or use a client "
+        "without that proxy"
+    )
+
+
+def _direct_mounts(base_url: str) -> dict[str, httpx.AsyncBaseTransport | None]:
+    """For an http:// (loopback) base URL: a mount that bypasses any environment proxy."""
+    url = httpx.URL(base_url)
+    if url.scheme != "http":
+        return {}
+    port = f":{url.port}" if url.port is not None else ""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return {f"all://{host}{port}": None}
+
+
 # Transport failures that prove the request never reached the server's handler.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -202,6 +325,8 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         self._base = settings.base_url
+        self._shown_base = redact_url(settings.base_url)
+        self._max_body = settings.max_response_bytes
         self._limiter = limiter
         self._sleep = sleep
         self._clock = clock
@@ -219,8 +344,10 @@ class Pipeline:
                 limits=httpx.Limits(
                     max_connections=max_connections, max_keepalive_connections=max_connections
                 ),
+                mounts=_direct_mounts(settings.base_url),
             )
             headers = {}
+        _check_proxy(http_client, settings.base_url)
         headers.update(extra_headers or {})
         # Per-request headers only when the httpx client doesn't carry them already.
         self._headers: dict[str, str] | None = headers or None
@@ -367,7 +494,9 @@ class Pipeline:
                 if on_send is not None:
                     on_send()
                 try:
-                    response = await self._exchange(method, url, params, json_body, budget, retry)
+                    response, content = await self._exchange(
+                        method, url, params, json_body, budget, retry
+                    )
                 finally:
                     elapsed = self._clock() - sent
                     budget.remaining -= elapsed
@@ -379,21 +508,20 @@ class Pipeline:
             logger.debug(
                 "%s %s -> %s in %.1f ms (request id %s, attempt %d)",
                 method,
-                url,
+                self._shown(url),
                 response.status_code,
                 elapsed * 1000,
                 request_id,
                 attempt + 1,
             )
-        if response.status_code < 400:
+        if 200 <= response.status_code < 300:
             result = APIResponse(
-                response.status_code, response.headers, response.content, request_id, attempt,
-                elapsed,
-            )  # fmt: skip
+                response.status_code, response.headers, content, request_id, attempt, elapsed
+            )
             if self._on_response is not None:
                 self._on_response(result)
             return result
-        error = self._status_error(response, request_id)
+        error = self._status_error(response, content, request_id)
         if isinstance(error, _errors.RateLimitError) and bucket is not None:
             bucket.slow_down(error.retry_after)
         self._decide_status_retry(error, response.headers, retry)
@@ -407,12 +535,13 @@ class Pipeline:
         json_body: object,
         budget: _Budget,
         retry: RetryPolicy,
-    ) -> httpx.Response:
-        """Send and read the whole body within the budget; map transport failures."""
+    ) -> tuple[httpx.Response, bytes]:
+        """Send and read the body (capped) within the budget; map transport failures."""
         limit = budget.remaining
+        shown = self._shown(url)
         try:
             with anyio.fail_after(limit if math.isfinite(limit) else None):
-                return await self._client.request(
+                request = self._client.build_request(
                     method,
                     url,
                     params=params,
@@ -420,16 +549,25 @@ class Pipeline:
                     headers=self._headers,
                     timeout=self._timeout,
                 )
+                response = await self._client.send(request, stream=True, follow_redirects=False)
+                try:
+                    content, too_large = await _read_capped(response, self._max_body)
+                finally:
+                    await response.aclose()
+        except httpx.DecodingError as exc:
+            raise _errors.ResponseValidationError(
+                f"{method} {shown}: the response body cannot be decoded ({exc})"
+            ) from None
         except TimeoutError:
             error: _errors.APIConnectionError = _errors.APITimeoutError(
-                f"{method} {url} did not finish within {limit:.3g}s"
+                f"{method} {shown} did not finish within {limit:.3g}s"
             )
             if retry is RetryPolicy.IDEMPOTENT:
                 raise _Retry(error) from None
             raise error from None
         except httpx.TimeoutException as exc:
             error = _errors.APITimeoutError(
-                f"{method} {url} timed out: {type(exc).__name__}",
+                f"{method} {shown} timed out: {type(exc).__name__}",
                 sent=not isinstance(exc, _NOT_SENT),
             )
             if retry is RetryPolicy.IDEMPOTENT or isinstance(exc, _NOT_SENT):
@@ -437,21 +575,42 @@ class Pipeline:
             raise error from exc
         except httpx.TransportError as exc:
             error = _errors.APIConnectionError(
-                f"{method} {url} failed: {type(exc).__name__}: {exc}",
+                f"{method} {shown} failed: {type(exc).__name__}: {exc}",
                 sent=not isinstance(exc, _NOT_SENT),
             )
             if retry is RetryPolicy.IDEMPOTENT or isinstance(exc, _NOT_SENT):
                 raise _Retry(error) from exc
             raise error from exc
+        if too_large and 200 <= response.status_code < 300:
+            raise _errors.ResponseValidationError(
+                f"{method} {shown}: the response body decodes to more than "
+                f"{self._max_body} bytes (max_response_bytes); refused unread",
+                body=content[:200],
+            )
+        return response, content  # an error's body past the cap is cut there
+
+    def _shown(self, url: str) -> str:
+        """`url` as it may appear in a message or a log: any password masked."""
+        if url.startswith(self._base):
+            return self._shown_base + url[len(self._base) :]
+        return redact_url(url)
 
     def _status_error(
-        self, response: httpx.Response, request_id: str | None
+        self, response: httpx.Response, content: bytes, request_id: str | None
     ) -> _errors.APIStatusError:
-        body = _decode_error_body(response.content)
+        body = _decode_error_body(content)
         retry_after = parse_retry_after(response.headers) if response.status_code == 429 else None
+        message = _error_message(body, response.status_code)
+        if 300 <= response.status_code < 400:
+            location = redact_url(response.headers.get("location", "nowhere"))
+            message = (
+                f"HTTP {response.status_code}: the API answered with a redirect to "
+                f"{location!r}, which is not followed (the key stays with the base URL): "
+                "check base_url"
+            )
         return _errors.status_error(
             response.status_code,
-            _error_message(body, response.status_code),
+            message,
             body=body,
             request_id=request_id,
             headers=dict(response.headers),

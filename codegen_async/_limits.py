@@ -7,6 +7,7 @@ agree on one table. No I/O here.
 from __future__ import annotations
 
 import enum
+import math
 from typing import Any
 
 import attrs
@@ -99,6 +100,13 @@ class PollPolicy:
     factor: float = attrs.field(default=1.5, converter=float)
     maximum: float = attrs.field(default=30.0, converter=float, validator=_check_positive)
     jitter: float = attrs.field(default=0.2, converter=float)
+
+    @first.validator
+    @factor.validator
+    @maximum.validator
+    def _check_finite(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if not math.isfinite(value):
+            raise ValueError(f"{attribute.name} must be a finite number, got {value!r}")
 
     @factor.validator
     def _check_growth(self, attribute: attrs.Attribute[float], value: float) -> None:

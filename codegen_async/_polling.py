@@ -26,7 +26,7 @@ from typing import Protocol
 
 import anyio
 
-from . import _errors
+from . import _errors, _validate
 from ._limits import PollPolicy
 from .models import AgentRun, Page, SourceType
 
@@ -382,15 +382,8 @@ class WatchGroup:
 
 
 def _run_id(run: object) -> int:
-    if not isinstance(run, int) or isinstance(run, bool):
-        raise TypeError(f"run must be an AgentRun or an int id, got {type(run).__name__}")
-    if run <= 0:
-        raise ValueError(f"run id must be > 0, got {run}")
-    return run
+    return _validate.positive_int("run (an AgentRun or an int id)", run)
 
 
 def _check_timeout(timeout: float | None) -> None:
-    if timeout is None:
-        return
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:
-        raise ValueError(f"timeout must be a number >= 0 or None, got {timeout!r}")
+    _validate.timeout("timeout", timeout)

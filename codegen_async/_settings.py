@@ -8,9 +8,9 @@ never appears in a message, a warning or a repr.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
-import math
 import os
 import stat
 import sys
@@ -23,21 +23,26 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import attrs
 import httpx
 
+from . import _validate
 from ._constants import DEFAULT_BASE_URL
 from ._errors import ConfigurationError
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "InsecureConfigFileWarning",
     "Settings",
     "default_config_paths",
     "is_loopback_host",
+    "redact_url",
     "resolve_settings",
 ]
 
 DEFAULT_TIMEOUT: Final = 30.0
 DEFAULT_MAX_RETRIES: Final = 3
+# The most bytes a response body may decode to (8 MiB); larger bodies are refused unread.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 8 * 1024 * 1024
 
 ENV_API_KEY: Final = "CODEGEN_API_KEY"
 ENV_TOKEN: Final = "CODEGEN_TOKEN"
@@ -46,6 +51,7 @@ ENV_BASE_URL: Final = "CODEGEN_BASE_URL"
 ENV_TIMEOUT: Final = "CODEGEN_TIMEOUT"
 ENV_MAX_RETRIES: Final = "CODEGEN_MAX_RETRIES"
 ENV_USER_AGENT: Final = "CODEGEN_USER_AGENT"
+ENV_MAX_RESPONSE_BYTES: Final = "CODEGEN_MAX_RESPONSE_BYTES"
 
 _KEY_FILE_KEYS: Final = ("api_key", "token")
 _SOURCE_ARGUMENT: Final = "argument"
@@ -64,16 +70,19 @@ class Settings:
 
     `org_id` None means: resolve it later from the caller's first organization.
     `user_agent` is an extra product token appended to the SDK's own User-Agent.
-    `sources` maps each setting name to where its value came from.
+    `max_response_bytes` caps a response body once decoded (gzip included).
+    `sources` maps each setting name to where its value came from. A password in
+    `base_url` is masked in the repr.
     """
 
     api_key: str = attrs.field(repr=False)
     org_id: int | None
-    base_url: str
+    base_url: str = attrs.field(repr=lambda url: repr(redact_url(url)))
     timeout: httpx.Timeout
     max_retries: int
     user_agent: str | None = None
     sources: dict[str, str] = attrs.field(factory=dict)
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 def default_config_paths() -> tuple[Path, ...]:
@@ -93,6 +102,7 @@ def resolve_settings(
     timeout: float | httpx.Timeout | None = None,
     max_retries: int | None = None,
     user_agent: str | None = None,
+    max_response_bytes: int | None = None,
     env: Mapping[str, str] | None = None,
     config_paths: Sequence[Path] | None = None,
 ) -> Settings:
@@ -129,6 +139,14 @@ def resolve_settings(
     agent = _record(
         sources, "user_agent", found or (None, _SOURCE_DEFAULT), _optional(_parse_user_agent)
     )
+
+    found = _pick(max_response_bytes, environ, (ENV_MAX_RESPONSE_BYTES,), files, ())
+    cap = _record(
+        sources,
+        "max_response_bytes",
+        found or (DEFAULT_MAX_RESPONSE_BYTES, _SOURCE_DEFAULT),
+        _parse_byte_count,
+    )
     return Settings(
         api_key=key,
         org_id=org,
@@ -137,6 +155,7 @@ def resolve_settings(
         max_retries=retries,
         user_agent=agent,
         sources=sources,
+        max_response_bytes=cap,
     )
 
 
@@ -354,23 +373,56 @@ def _parse_retries(value: object, source: str) -> int:
     return number
 
 
+def _parse_byte_count(value: object, source: str) -> int:
+    number = None if _is_text_argument(value, source) else _parse_digits(value)
+    if number is None or number <= 0:
+        raise ConfigurationError(
+            f"max_response_bytes from {source} must be a positive integer, got {_show(value)}"
+        )
+    return number
+
+
 def _parse_timeout(value: object, source: str) -> httpx.Timeout:
     if isinstance(value, httpx.Timeout):
-        return value
-    seconds: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and not _is_text_argument(value, source):
-        try:
-            seconds = float(value.strip())
-        except ValueError:
-            seconds = None
-    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        return _check_httpx_timeout(value, source)
+    if isinstance(value, str) and not _is_text_argument(value, source):
+        with contextlib.suppress(ValueError):
+            value = float(value.strip())  # env and files hold text
+    try:
+        seconds = _validate.timeout("timeout", value)
+    except (TypeError, ValueError):
+        seconds = None
+    if seconds is None:
         raise ConfigurationError(
             f"timeout from {source} must be a positive finite number of seconds "
             f"or an httpx.Timeout, got {_show(value)}"
         )
     return httpx.Timeout(seconds)
+
+
+def _check_httpx_timeout(value: httpx.Timeout, source: str) -> httpx.Timeout:
+    """An httpx.Timeout whose every set part is finite and > 0, with at least one set: the
+    call's deadline is its largest part, so a Timeout(None) would let a call hang forever."""
+    parts = {
+        "connect": value.connect,
+        "read": value.read,
+        "write": value.write,
+        "pool": value.pool,
+    }
+    for name, seconds in parts.items():
+        try:
+            _validate.timeout(name, seconds)
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"timeout from {source}: httpx.Timeout {name}={_show(seconds)} must be a "
+                "positive finite number of seconds or None"
+            ) from None
+    if all(seconds is None for seconds in parts.values()):
+        raise ConfigurationError(
+            f"timeout from {source} is httpx.Timeout(None), which never ends a call; "
+            "give a finite number of seconds"
+        )
+    return value
 
 
 def _parse_user_agent(value: object, source: str) -> str:
@@ -398,9 +450,9 @@ def _parse_url(value: object, source: str) -> str:
         _ = parts.port  # raises ValueError on a bad port
     except ValueError:
         raise ConfigurationError(
-            f"base_url from {source} is not a valid URL: {_show(_redact(value))}"
+            f"base_url from {source} is not a valid URL: {_show(redact_url(value))}"
         ) from None
-    shown = _redact(value.strip())
+    shown = redact_url(value.strip())
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise ConfigurationError(f"base_url from {source} must use http or https, got {shown!r}")
@@ -428,8 +480,8 @@ def _strip_version(parts: SplitResult, scheme: str) -> str:
     return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
-def _redact(url: str) -> str:
-    """The URL with any user:password part masked, for messages."""
+def redact_url(url: str) -> str:
+    """The URL with any user:password part masked, for messages, logs and reprs."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url

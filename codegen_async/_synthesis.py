@@ -14,12 +14,17 @@ a group id in their metadata (role "candidate"). What comes out:
   candidate run could even be created, the first error is raised instead.
 - `synthesize=False`: `final` is the first candidate.
 
-`timeout` covers the candidates and the synthesis together.
+`timeout` covers the candidates and the synthesis together. Cancelled during the
+synthesis, `multi_run` accounts for the synthesis run like the fan-out does for its
+candidates: a WARNING names it (its id once created, else its create's idempotency key,
+which is also in `client.agent_runs.unconfirmed_creates` when the POST went out).
 """
 
 from __future__ import annotations
 
+import logging
 import string
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
     from ._client import AsyncCodegen
 
 __all__ = ["DEFAULT_SYNTHESIS_PROMPT", "MultiRunResult", "check_template", "multi_run"]
+
+logger = logging.getLogger("codegen_async")
 
 DEFAULT_SYNTHESIS_PROMPT = """\
 Several agents worked independently on the same task. Their answers follow.
@@ -112,8 +119,7 @@ async def multi_run(
         DEFAULT_SYNTHESIS_PROMPT if synthesis_prompt is None else check_template(synthesis_prompt)
     )
     _validate.positive_int("concurrency", concurrency)
-    if not isinstance(synthesize, bool):
-        raise TypeError(f"synthesize must be a bool, got {type(synthesize).__name__}")
+    _validate.strict_bool("synthesize", synthesize)
     spec = RunSpec(prompt, repo_id, model, agent_type, metadata, images)
     items = specs_of([spec] * concurrency)
     started = anyio.current_time()
@@ -151,18 +157,35 @@ async def multi_run(
         GROUP_METADATA_KEY: fan_out.group_id,
         ROLE_METADATA_KEY: "synthesis",
     }
+    key = uuid.uuid4().hex
+    created: AgentRun | None = None
     try:
-        run = await client.run(
+        created = await client.agent_runs.create(
             synthesis_text(template, prompt, candidates),
-            timeout=remaining,
             repo_id=repo_id,
             model=model,
             agent_type=agent_type,
             metadata=meta,
             images=images,
+            idempotency_key=key,
         )
+        run = await client.agent_runs.wait(created, timeout=remaining)
     except _errors.WaitTimeoutError as exc:
         return attrs.evolve(result, final=None, synthesis_run=exc.run, synthesis_error=exc)
     except _errors.CodegenError as exc:
-        return attrs.evolve(result, final=None, synthesis_error=exc)
+        return attrs.evolve(result, final=None, synthesis_run=created, synthesis_error=exc)
+    except BaseException:  # cancelled (or interrupted): the synthesis run is not forgotten
+        if created is not None:
+            logger.warning(
+                "multi_run %s left with its synthesis run still in flight: %s",
+                fan_out.group_id,
+                created.id,
+            )
+        elif any(u.idempotency_key == key for u in client.agent_runs.unconfirmed_creates):
+            logger.warning(
+                "multi_run %s left with its synthesis create of unknown outcome: %s",
+                fan_out.group_id,
+                key,
+            )
+        raise
     return attrs.evolve(result, final=run.result if run.succeeded else None, synthesis_run=run)

@@ -1,13 +1,45 @@
-"""Argument checks run before anything is sent: bad input fails here, naming the argument."""
+"""Argument checks run before anything is sent: bad input fails here, naming the argument.
+
+One rule per kind of value, used everywhere (a wrong type raises `TypeError`, a wrong
+value `ValueError`, each naming the argument):
+
+- `timeout`: None (no limit) or a finite int/float > 0. Zero is refused: a wait that may
+  not wait at all is a mistake, not a request ("60", nan, inf, -1 and bools are refused).
+- `positive_int`: an int > 0 (bools refused).
+- `strict_bool`: exactly True or False ("no", 0 and None are refused).
+- `callback`: None or a callable.
+- `enum_member`: a declared member of the enum, or its value as a string in any case.
+- `strings`: a list of strings (a single str is refused, not split into characters).
+- `json_object`: a JSON object whose keys, at every depth, are strings.
+- `header`: an HTTP header name and value with no line break or control character.
+"""
 
 from __future__ import annotations
 
+import enum
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["agent_type", "data_uris", "json_object", "positive_int", "text"]
+__all__ = [
+    "agent_type",
+    "callback",
+    "data_uris",
+    "enum_member",
+    "header",
+    "json_object",
+    "positive_int",
+    "strict_bool",
+    "strings",
+    "text",
+    "timeout",
+]
+
+_E = TypeVar("_E", bound=enum.Enum)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_MAX_JSON_DEPTH = 64
 
 _AGENT_TYPES = ("codegen", "claude_code")
 _DATA_URI = re.compile(r"^data:[\w.+-]+/[\w.+-]+(;[\w.+-]+=[\w.+-]+)*;base64,[A-Za-z0-9+/=\s]*$")
@@ -59,10 +91,90 @@ def json_object(name: str, value: Mapping[str, Any] | None) -> dict[str, Any] | 
         return None
     if not isinstance(value, Mapping):
         raise TypeError(f"{name} must be a mapping, got {type(value).__name__}")
+    _check_json_keys(name, value, 0)
     try:
         json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"{name} must be JSON-serializable: {exc}") from None
-    if not all(isinstance(k, str) for k in value):
-        raise TypeError(f"{name} keys must be strings")
     return dict(value)
+
+
+def _check_json_keys(where: str, value: object, depth: int) -> None:
+    """Every object key, at every depth, is a str (json would silently stringify 1 or True)."""
+    if depth > _MAX_JSON_DEPTH:
+        raise ValueError(f"{where} is nested deeper than {_MAX_JSON_DEPTH} levels")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{where} keys must be strings, got {type(key).__name__} key {key!r}"
+                )
+            _check_json_keys(f"{where}[{key!r}]", item, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_json_keys(f"{where}[{index}]", item, depth + 1)
+
+
+def timeout(name: str, value: object) -> float | None:
+    """Seconds: None (no limit) or a finite number > 0."""
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number of seconds or None, got {type(value).__name__}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{name} must be a finite number of seconds > 0 or None, got {value!r}")
+    return seconds
+
+
+def strict_bool(name: str, value: object) -> bool:
+    """Exactly True or False."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
+def callback(name: str, value: object) -> Any:
+    """None or something callable."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable or None, got {type(value).__name__}")
+    return value
+
+
+def enum_member(name: str, value: object, cls: type[_E]) -> _E:
+    """A declared member of `cls`, given as the member or as its value in any case."""
+    members = list(cls.__members__.values())
+    if isinstance(value, cls) and value in members:
+        return value
+    if isinstance(value, str):
+        for member in members:
+            if str(member.value).casefold() == value.casefold():
+                return member
+    allowed = ", ".join(str(m.value) for m in members)
+    raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def strings(name: str, value: object) -> list[str]:
+    """A list of strings: any iterable of str except a single str (or bytes)."""
+    if isinstance(value, (str, bytes, bytearray)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a list of strings, got {type(value).__name__}")
+    items = list(value)
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{index}] must be a str, got {type(item).__name__}")
+    return items
+
+
+def header(name: object, value: object) -> tuple[str, str]:
+    """An HTTP header: a token name and a printable ASCII value (tabs allowed): no CR or LF
+    that would start another header, no other control or non-ASCII character."""
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise TypeError("headers must map str to str")
+    if not _HEADER_NAME.match(name):
+        raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+    if any(not (" " <= ch <= "~" or ch == "\t") for ch in value):
+        raise ValueError(
+            f"header {name!r}: the value contains a line break, a control character or a "
+            "character that is not ASCII"
+        )
+    return name, value

@@ -62,7 +62,7 @@ from codegen_async.models import (
     SlackConnectToken,
 )
 
-from ._portal import HeldContext, Portal, get_portal, sync_callback
+from ._portal import HeldContext, Lifeline, Portal, get_portal, sync_callback
 
 
 class Codegen:
@@ -71,6 +71,9 @@ class Codegen:
     Settings come from the arguments, else the environment (`CODEGEN_API_KEY`, ...), else
     `~/.config/codegen-sh/auth.json`, else the defaults; see the README's table. Use it as
     `with Codegen() as client:` or call `client.close()` when done.
+
+    `max_response_bytes` (else env `CODEGEN_MAX_RESPONSE_BYTES`, default 8 MiB) caps what
+    a response body may decode to: a larger success raises `ResponseValidationError`.
     """
 
     __slots__ = (
@@ -82,6 +85,7 @@ class Codegen:
         "_finalizer",
         "_functions",
         "_integrations",
+        "_lifeline",
         "_mcp_providers",
         "_oauth",
         "_organizations",
@@ -104,6 +108,8 @@ class Codegen:
         http_client: httpx.AsyncClient | None = None,
         rate_limits: RateLimits | None = None,
         poll_policy: PollPolicy | None = None,
+        *,
+        max_response_bytes: int | None = None,
     ) -> None:
         portal = get_portal()
         self._setup(
@@ -118,33 +124,39 @@ class Codegen:
                 http_client,
                 rate_limits,
                 poll_policy,
+                max_response_bytes=max_response_bytes,
             ),
         )
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _client.AsyncCodegen) -> Codegen:
+    def _wrap(
+        cls, portal: Portal, wrapped: _client.AsyncCodegen, lifeline: Lifeline | None
+    ) -> Codegen:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _client.AsyncCodegen) -> None:
+    def _setup(
+        self, portal: Portal, wrapped: _client.AsyncCodegen, lifeline: Lifeline | None = None
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = Lifeline(lifeline)
+        self._finalizer = portal.finalize(self._lifeline, wrapped.aclose)
         self._contexts: list[HeldContext] = []
-        self._agent_runs = AgentRuns._wrap(portal, wrapped.agent_runs)
-        self._users = Users._wrap(portal, wrapped.users)
-        self._organizations = Organizations._wrap(portal, wrapped.organizations)
-        self._repositories = Repositories._wrap(portal, wrapped.repositories)
-        self._integrations = Integrations._wrap(portal, wrapped.integrations)
-        self._setup_commands = SetupCommands._wrap(portal, wrapped.setup_commands)
-        self._sandbox = Sandbox._wrap(portal, wrapped.sandbox)
-        self._pull_requests = PullRequests._wrap(portal, wrapped.pull_requests)
-        self._oauth = OAuth._wrap(portal, wrapped.oauth)
-        self._mcp_providers = MCPProviders._wrap(portal, wrapped.mcp_providers)
-        self._cli_rules = CLIRulesResource._wrap(portal, wrapped.cli_rules)
-        self._slack_connect = SlackConnect._wrap(portal, wrapped.slack_connect)
-        self._functions = Functions._wrap(portal, wrapped.functions)
-        self._finalizer = portal.finalize(self, wrapped.aclose)
+        self._agent_runs = AgentRuns._wrap(portal, wrapped.agent_runs, self._lifeline)
+        self._users = Users._wrap(portal, wrapped.users, self._lifeline)
+        self._organizations = Organizations._wrap(portal, wrapped.organizations, self._lifeline)
+        self._repositories = Repositories._wrap(portal, wrapped.repositories, self._lifeline)
+        self._integrations = Integrations._wrap(portal, wrapped.integrations, self._lifeline)
+        self._setup_commands = SetupCommands._wrap(portal, wrapped.setup_commands, self._lifeline)
+        self._sandbox = Sandbox._wrap(portal, wrapped.sandbox, self._lifeline)
+        self._pull_requests = PullRequests._wrap(portal, wrapped.pull_requests, self._lifeline)
+        self._oauth = OAuth._wrap(portal, wrapped.oauth, self._lifeline)
+        self._mcp_providers = MCPProviders._wrap(portal, wrapped.mcp_providers, self._lifeline)
+        self._cli_rules = CLIRulesResource._wrap(portal, wrapped.cli_rules, self._lifeline)
+        self._slack_connect = SlackConnect._wrap(portal, wrapped.slack_connect, self._lifeline)
+        self._functions = Functions._wrap(portal, wrapped.functions, self._lifeline)
 
     @property
     def agent_runs(self) -> AgentRuns:
@@ -242,6 +254,7 @@ class Codegen:
                 headers=headers,
                 on_response=on_response,
             ),
+            self._lifeline,
         )
 
     def health_check(self) -> HealthCheck:
@@ -256,7 +269,7 @@ class Codegen:
         """
         return self._portal.call(
             self._async.as_curl,
-            sync_callback(call, lambda c: Codegen._wrap(self._portal, c)),
+            sync_callback(call, lambda c: Codegen._wrap(self._portal, c, self._lifeline)),
             show_key=show_key,
         )
 
@@ -295,7 +308,10 @@ class Codegen:
         idempotency_key: str | None = None,
         on_update: Callable[[AgentRun], object] | None = None,
     ) -> AgentRun:
-        """Create a run and wait until it is terminal (`timeout` covers only the wait)."""
+        """Create a run and wait until it is terminal (`timeout` covers only the wait).
+
+        Every argument is checked before the run is created.
+        """
         return self._portal.call(
             self._async.run,
             prompt,
@@ -340,6 +356,7 @@ class Codegen:
                 fail_fast=fail_fast,
                 on_progress=on_progress,
             ),
+            self._lifeline,
         )
 
     def gather_many(
@@ -403,17 +420,22 @@ class Codegen:
 class AgentRuns:
     """The blocking twin of `AgentRuns`."""
 
-    __slots__ = ("__weakref__", "_async", "_portal")
+    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _agent_runs.AgentRuns) -> AgentRuns:
+    def _wrap(
+        cls, portal: Portal, wrapped: _agent_runs.AgentRuns, lifeline: Lifeline | None
+    ) -> AgentRuns:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _agent_runs.AgentRuns) -> None:
+    def _setup(
+        self, portal: Portal, wrapped: _agent_runs.AgentRuns, lifeline: Lifeline | None = None
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = lifeline
 
     @property
     def create_policy(self) -> CreatePolicy:
@@ -484,7 +506,9 @@ class AgentRuns:
         self, *, user_id: int | None = None, source_type: SourceType | str | None = None
     ) -> Iterator[AgentRun]:
         """Every run of the organization, newest first, each once."""
-        return self._portal.iterate(self._async.list, user_id=user_id, source_type=source_type)
+        return self._portal.iterate(
+            self._lifeline, self._async.list, user_id=user_id, source_type=source_type
+        )
 
     def resume(self, run_id: int, prompt: str, *, images: Iterable[str] | None = None) -> AgentRun:
         """Send a finished or paused run a new prompt; it runs again."""
@@ -516,7 +540,7 @@ class AgentRuns:
         With `follow=True`, keeps reading new entries as they appear until the run is
         terminal and every entry has been read.
         """
-        return self._portal.iterate(self._async.logs, run_id, follow=follow)
+        return self._portal.iterate(self._lifeline, self._async.logs, run_id, follow=follow)
 
     def wait(
         self,
@@ -546,23 +570,28 @@ class AgentRuns:
         self, runs: Iterable[AgentRun | int], *, timeout: float | None = None
     ) -> Iterator[AgentRun]:
         """Yield each run once, as it reaches a terminal status (`timeout` covers them all)."""
-        return self._portal.iterate(self._async.as_completed, runs, timeout=timeout)
+        return self._portal.iterate(self._lifeline, self._async.as_completed, runs, timeout=timeout)
 
 
 class CLIRulesResource:
     """The blocking twin of `CLIRulesResource`."""
 
-    __slots__ = ("__weakref__", "_async", "_portal")
+    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _cli_rules.CLIRulesResource) -> CLIRulesResource:
+    def _wrap(
+        cls, portal: Portal, wrapped: _cli_rules.CLIRulesResource, lifeline: Lifeline | None
+    ) -> CLIRulesResource:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _cli_rules.CLIRulesResource) -> None:
+    def _setup(
+        self, portal: Portal, wrapped: _cli_rules.CLIRulesResource, lifeline: Lifeline | None = None
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = lifeline
 
     def get(self) -> CLIRules:
         """The rules agents should follow in this organization, and the caller's prompt."""
@@ -572,17 +601,22 @@ class CLIRulesResource:
 class Functions:
     """The blocking twin of `Functions`."""
 
-    __slots__ = ("__weakref__", "_async", "_portal")
+    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _functions.Functions) -> Functions:
+    def _wrap(
+        cls, portal: Portal, wrapped: _functions.Functions, lifeline: Lifeline | None
+    ) -> Functions:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _functions.Functions) -> None:
+    def _setup(
+        self, portal: Portal, wrapped: _functions.Functions, lifeline: Lifeline | None = None
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = lifeline
 
     def run(self, name: str, *, repo_full_name: str, message: str | None = None) -> FunctionResult:
         """Run function `name` on `repo_full_name` ("owner/repo") through `POST /v1/run`."""
@@ -616,17 +650,22 @@ class Functions:
 class Integrations:
     """The blocking twin of `Integrations`."""
 
-    __slots__ = ("__weakref__", "_async", "_portal")
+    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _integrations.Integrations) -> Integrations:
+    def _wrap(
+        cls, portal: Portal, wrapped: _integrations.Integrations, lifeline: Lifeline | None
+    ) -> Integrations:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _integrations.Integrations) -> None:
+    def _setup(
+        self, portal: Portal, wrapped: _integrations.Integrations, lifeline: Lifeline | None = None
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = lifeline
 
     def get(self) -> OrganizationIntegrations:
         """Every integration of the organization, with its status."""
@@ -636,17 +675,22 @@ class Integrations:
 class MCPProviders:
     """The blocking twin of `MCPProviders`."""
 
-    __slots__ = ("__weakref__", "_async", "_portal")
+    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _mcp_providers.MCPProviders) -> MCPProviders:
+    def _wrap(
+        cls, portal: Portal, wrapped: _mcp_providers.MCPProviders, lifeline: Lifeline | None
+    ) -> MCPProviders:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _mcp_providers.MCPProviders) -> None:
+    def _setup(
+        self, portal: Portal, wrapped: _mcp_providers.MCPProviders, lifeline: Lifeline | None = None
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = lifeline
 
     def list(self) -> builtins.list[OAuthProvider]:
         """Every OAuth provider that is an MCP provider."""
@@ -656,17 +700,20 @@ class MCPProviders:
 class OAuth:
     """The blocking twin of `OAuth`."""
 
-    __slots__ = ("__weakref__", "_async", "_portal")
+    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _oauth.OAuth) -> OAuth:
+    def _wrap(cls, portal: Portal, wrapped: _oauth.OAuth, lifeline: Lifeline | None) -> OAuth:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _oauth.OAuth) -> None:
+    def _setup(
+        self, portal: Portal, wrapped: _oauth.OAuth, lifeline: Lifeline | None = None
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = lifeline
 
     def token_status(self) -> Any:
         """Which providers have an active OAuth token for the caller in the organization."""
@@ -680,17 +727,25 @@ class OAuth:
 class Organizations:
     """The blocking twin of `Organizations`."""
 
-    __slots__ = ("__weakref__", "_async", "_portal")
+    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _organizations.Organizations) -> Organizations:
+    def _wrap(
+        cls, portal: Portal, wrapped: _organizations.Organizations, lifeline: Lifeline | None
+    ) -> Organizations:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _organizations.Organizations) -> None:
+    def _setup(
+        self,
+        portal: Portal,
+        wrapped: _organizations.Organizations,
+        lifeline: Lifeline | None = None,
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = lifeline
 
     def list_page(self, *, skip: int = 0, limit: int = 100) -> Page[Organization]:
         """One page of the caller's organizations."""
@@ -698,23 +753,28 @@ class Organizations:
 
     def list(self) -> Iterator[Organization]:
         """Every organization the caller belongs to."""
-        return self._portal.iterate(self._async.list)
+        return self._portal.iterate(self._lifeline, self._async.list)
 
 
 class PullRequests:
     """The blocking twin of `PullRequests`."""
 
-    __slots__ = ("__weakref__", "_async", "_portal")
+    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _pull_requests.PullRequests) -> PullRequests:
+    def _wrap(
+        cls, portal: Portal, wrapped: _pull_requests.PullRequests, lifeline: Lifeline | None
+    ) -> PullRequests:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _pull_requests.PullRequests) -> None:
+    def _setup(
+        self, portal: Portal, wrapped: _pull_requests.PullRequests, lifeline: Lifeline | None = None
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = lifeline
 
     def edit(self, pr_id: int, *, state: PRState) -> EditPRResult:
         """Set a pull request's state (open, closed, draft, ready_for_review)."""
@@ -728,17 +788,22 @@ class PullRequests:
 class Repositories:
     """The blocking twin of `Repositories`."""
 
-    __slots__ = ("__weakref__", "_async", "_portal")
+    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _repositories.Repositories) -> Repositories:
+    def _wrap(
+        cls, portal: Portal, wrapped: _repositories.Repositories, lifeline: Lifeline | None
+    ) -> Repositories:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _repositories.Repositories) -> None:
+    def _setup(
+        self, portal: Portal, wrapped: _repositories.Repositories, lifeline: Lifeline | None = None
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = lifeline
 
     def list_page(self, *, skip: int = 0, limit: int = 100) -> Page[Repository]:
         """One page of the organization's repositories."""
@@ -746,7 +811,7 @@ class Repositories:
 
     def list(self) -> Iterator[Repository]:
         """Every repository of the organization."""
-        return self._portal.iterate(self._async.list)
+        return self._portal.iterate(self._lifeline, self._async.list)
 
     def get_check_suite_settings(self, repo_id: int) -> CheckSuiteSettings:
         """The repository's check-suite settings."""
@@ -777,17 +842,20 @@ class Repositories:
 class Sandbox:
     """The blocking twin of `Sandbox`."""
 
-    __slots__ = ("__weakref__", "_async", "_portal")
+    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _sandbox.Sandbox) -> Sandbox:
+    def _wrap(cls, portal: Portal, wrapped: _sandbox.Sandbox, lifeline: Lifeline | None) -> Sandbox:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _sandbox.Sandbox) -> None:
+    def _setup(
+        self, portal: Portal, wrapped: _sandbox.Sandbox, lifeline: Lifeline | None = None
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = lifeline
 
     def analyze_logs(self, sandbox_id: int) -> LogAnalysis:
         """Start an agent that reads the sandbox's setup logs and explains what failed."""
@@ -797,17 +865,25 @@ class Sandbox:
 class SetupCommands:
     """The blocking twin of `SetupCommands`."""
 
-    __slots__ = ("__weakref__", "_async", "_portal")
+    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _setup_commands.SetupCommands) -> SetupCommands:
+    def _wrap(
+        cls, portal: Portal, wrapped: _setup_commands.SetupCommands, lifeline: Lifeline | None
+    ) -> SetupCommands:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _setup_commands.SetupCommands) -> None:
+    def _setup(
+        self,
+        portal: Portal,
+        wrapped: _setup_commands.SetupCommands,
+        lifeline: Lifeline | None = None,
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = lifeline
 
     def generate(
         self, repo_id: int, *, prompt: str | None = None, trigger_source: str = "setup-commands"
@@ -821,17 +897,22 @@ class SetupCommands:
 class SlackConnect:
     """The blocking twin of `SlackConnect`."""
 
-    __slots__ = ("__weakref__", "_async", "_portal")
+    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _slack_connect.SlackConnect) -> SlackConnect:
+    def _wrap(
+        cls, portal: Portal, wrapped: _slack_connect.SlackConnect, lifeline: Lifeline | None
+    ) -> SlackConnect:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _slack_connect.SlackConnect) -> None:
+    def _setup(
+        self, portal: Portal, wrapped: _slack_connect.SlackConnect, lifeline: Lifeline | None = None
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = lifeline
 
     def generate_token(self) -> SlackConnectToken:
         """A one-time token (10 minutes) to DM the Codegen bot: "Connect my account: {token}"."""
@@ -841,17 +922,20 @@ class SlackConnect:
 class Users:
     """The blocking twin of `Users`."""
 
-    __slots__ = ("__weakref__", "_async", "_portal")
+    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _users.Users) -> Users:
+    def _wrap(cls, portal: Portal, wrapped: _users.Users, lifeline: Lifeline | None) -> Users:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _users.Users) -> None:
+    def _setup(
+        self, portal: Portal, wrapped: _users.Users, lifeline: Lifeline | None = None
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = lifeline
 
     def me(self) -> User:
         """The user the API key belongs to."""
@@ -867,7 +951,7 @@ class Users:
 
     def list(self) -> Iterator[User]:
         """Every user of the organization, page by page."""
-        return self._portal.iterate(self._async.list)
+        return self._portal.iterate(self._lifeline, self._async.list)
 
 
 class RunMany:
@@ -880,19 +964,22 @@ class RunMany:
     server and a WARNING names those not yet reported.
     """
 
-    __slots__ = ("__weakref__", "_async", "_contexts", "_finalizer", "_portal")
+    __slots__ = ("__weakref__", "_async", "_contexts", "_finalizer", "_lifeline", "_portal")
 
     @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _fanout.RunMany) -> RunMany:
+    def _wrap(cls, portal: Portal, wrapped: _fanout.RunMany, lifeline: Lifeline | None) -> RunMany:
         twin = cls.__new__(cls)
-        twin._setup(portal, wrapped)
+        twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: _fanout.RunMany) -> None:
+    def _setup(
+        self, portal: Portal, wrapped: _fanout.RunMany, lifeline: Lifeline | None = None
+    ) -> None:
         self._portal = portal
         self._async = wrapped
+        self._lifeline = Lifeline(lifeline)
+        self._finalizer = portal.finalize(self._lifeline, wrapped.aclose)
         self._contexts: list[HeldContext] = []
-        self._finalizer = portal.finalize(self, wrapped.aclose)
 
     @property
     def group_id(self) -> str:
@@ -903,11 +990,11 @@ class RunMany:
         return self._async.created
 
     def __iter__(self) -> Iterator[RunOutcome]:
-        return self._portal.iterate(self._async.__aiter__)
+        return self._portal.iterate(self._lifeline, self._async.__aiter__)
 
     def events(self) -> Iterator[ProgressEvent]:
         """Every progress event as it happens; FINISHED and FAILED carry the outcome."""
-        return self._portal.iterate(self._async.events)
+        return self._portal.iterate(self._lifeline, self._async.events)
 
     def gather(self) -> list[RunOutcome]:
         """Run every input to its end; the outcomes in input order."""

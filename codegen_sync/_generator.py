@@ -102,6 +102,7 @@ class Writer:
         self.sync_names = {cls.__name__: sync for cls, sync in self.classes.items()}
         self.imports = Imports()
         self.imports.name("._portal", "HeldContext")
+        self.imports.name("._portal", "Lifeline")
         self.imports.name("._portal", "Portal")
         self.imports.name("._portal", "get_portal")
         self.imports.name("types", "TracebackType")
@@ -192,7 +193,7 @@ class Writer:
         return found
 
     def slots(self, cls: type) -> list[str]:
-        slots = ["__weakref__", "_async", "_portal"]
+        slots = ["__weakref__", "_async", "_lifeline", "_portal"]
         if hasattr(cls, "__aenter__"):
             slots.append("_contexts")
         if hasattr(cls, "aclose"):
@@ -221,22 +222,35 @@ class Writer:
         sync, ref = self.classes[cls], self.async_ref(cls)
         lines = [
             "    @classmethod",
-            f"    def _wrap(cls, portal: Portal, wrapped: {ref}) -> {sync}:",
+            "    def _wrap(",
+            f"        cls, portal: Portal, wrapped: {ref}, lifeline: Lifeline | None",
+            f"    ) -> {sync}:",
             "        twin = cls.__new__(cls)",
-            "        twin._setup(portal, wrapped)",
+            "        twin._setup(portal, wrapped, lifeline)",
             "        return twin",
             "",
-            f"    def _setup(self, portal: Portal, wrapped: {ref}) -> None:",
+            "    def _setup(",
+            f"        self, portal: Portal, wrapped: {ref}, lifeline: Lifeline | None = None",
+            "    ) -> None:",
             "        self._portal = portal",
             "        self._async = wrapped",
         ]
+        if hasattr(cls, "aclose"):
+            # Its own lifeline, holding what it was made from: it is closed when the last
+            # twin holding the lifeline goes, and keeps its parent open until then.
+            lines.append("        self._lifeline = Lifeline(lifeline)")
+            lines.append(
+                "        self._finalizer = portal.finalize(self._lifeline, wrapped.aclose)"
+            )
+        else:
+            lines.append("        self._lifeline = lifeline")
         if hasattr(cls, "__aenter__"):
             lines.append("        self._contexts: list[HeldContext] = []")
         for name in self.wrapped_attributes(cls):
             twin = self.sync_names[self.attributes(cls)[name]]
-            lines.append(f"        self._{name} = {twin}._wrap(portal, wrapped.{name})")
-        if hasattr(cls, "aclose"):
-            lines.append("        self._finalizer = portal.finalize(self, wrapped.aclose)")
+            lines.append(
+                f"        self._{name} = {twin}._wrap(portal, wrapped.{name}, self._lifeline)"
+            )
         return "\n".join(lines)
 
     def write_attribute(
@@ -297,7 +311,7 @@ class Writer:
         return "\n".join(
             [
                 f"    def __iter__(self) -> Iterator[{item_type}]:",
-                "        return self._portal.iterate(self._async.__aiter__)",
+                "        return self._portal.iterate(self._lifeline, self._async.__aiter__)",
             ]
         )
 
@@ -322,10 +336,13 @@ class Writer:
         if inspect.iscoroutinefunction(member):
             body = f"return self._portal.call({target})"
         elif inspect.isasyncgenfunction(member) or returns.startswith("AsyncIterator["):
-            body = f"return self._portal.iterate({target})"
+            body = f"return self._portal.iterate(self._lifeline, {target})"
         elif returns in self.sync_names:
             twin = self.sync_names[returns]
-            body = f"return {twin}._wrap(self._portal, self._portal.run_sync({target}))"
+            body = (
+                f"return {twin}._wrap(\n"
+                f"    self._portal, self._portal.run_sync({target}), self._lifeline\n)"
+            )
         else:
             body = f"return self._portal.run_sync({target})"
         sync_returns = self.annotation(returns, namespace, shadowed)
@@ -344,7 +361,7 @@ class Writer:
         for param in signature.parameters.values():
             if ASYNC_CLIENT_CALLBACK.fullmatch(str(param.annotation)):
                 self.imports.name("._portal", "sync_callback")
-                twin = "lambda c: Codegen._wrap(self._portal, c)"
+                twin = "lambda c: Codegen._wrap(self._portal, c, self._lifeline)"
                 adapted[param.name] = f"sync_callback({param.name}, {twin})"
         return adapted
 

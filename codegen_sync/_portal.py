@@ -14,7 +14,11 @@ result on a `concurrent.futures.Future`, so:
 - any exception, BaseException included, comes back to the caller; none stops the loop;
 - after `fork()` the child starts a fresh loop (a client made before the fork refuses);
 - clients never closed are closed by `weakref.finalize` (nothing blocks in `__del__`),
-  and at exit the clients still open are closed and the loop stops.
+  and at exit the clients still open are closed and the loop stops;
+- what keeps a client open is its `Lifeline`, held by the client's twin and by every
+  twin made from it (resources, `with_options` children, fan-outs, iterators): the
+  client is closed when the last of them is collected, never under a live one (and
+  without a reference cycle, so that happens as soon as CPython drops the last one).
 
 A `with` block runs its `__aenter__` and `__aexit__` in one task, and an iterator has one
 pump task that owns the async iterator, since anyio's cancel scopes and task groups break
@@ -40,7 +44,7 @@ import anyio.to_thread
 
 from codegen_async._batched import Batched
 
-__all__ = ["HeldContext", "Portal", "SyncIterator", "get_portal", "sync_callback"]
+__all__ = ["HeldContext", "Lifeline", "Portal", "SyncIterator", "get_portal", "sync_callback"]
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -54,6 +58,16 @@ CANCEL_GRACE = 2.0
 EXIT_GRACE = 5.0
 
 _Future = concurrent.futures.Future
+
+
+class Lifeline:
+    """What keeps an async object (and the one it was made from, `parent`) alive: its
+    finalizer runs when the last twin holding this lifeline is collected."""
+
+    __slots__ = ("__weakref__", "parent")
+
+    def __init__(self, parent: Lifeline | None) -> None:
+        self.parent = parent
 
 
 class Portal:
@@ -118,11 +132,16 @@ class Portal:
             raise
 
     def iterate(
-        self, make: Callable[P, AsyncIterator[T]], /, *args: P.args, **kwargs: P.kwargs
+        self,
+        lifeline: Lifeline | None,
+        make: Callable[P, AsyncIterator[T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> Iterator[T]:
         """A blocking iterator over the async iterator `make(*args, **kwargs)`, which is
-        made on the loop."""
-        return SyncIterator(self, self.run_sync(make, *args, **kwargs))
+        made on the loop; it holds `lifeline` (what it was made from stays open)."""
+        return SyncIterator(self, self.run_sync(make, *args, **kwargs), lifeline)
 
     def enter(self, context: Any) -> HeldContext:
         """Enter the async context manager `context` in a task of its own that stays for
@@ -297,8 +316,11 @@ class SyncIterator(Iterator[T]):
     item, or the next batch when the source is `Batched` (a page of a list or of logs).
     `close()`, or garbage collection, closes the async iterator in the pump's task."""
 
-    def __init__(self, portal: Portal, source: AsyncIterator[T]) -> None:
+    def __init__(
+        self, portal: Portal, source: AsyncIterator[T], lifeline: Lifeline | None = None
+    ) -> None:
         self._portal = portal
+        self._lifeline = lifeline
         self._buffer: deque[T] = deque()
         self._done = False
         self._pump = _Pump(portal, source)

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 import codegen_async as cg
+from codegen_async._constants import ROLE_METADATA_KEY
 from codegen_async._logging import configure_from_env
 from codegen_async.testing import Emulator
 
@@ -92,3 +93,38 @@ async def test_debug_logs_name_requests_but_never_the_key(caplog: pytest.LogCapt
 def test_codegen_log_env_is_validated() -> None:
     with pytest.raises(cg.ConfigurationError, match="CODEGEN_LOG"):
         configure_from_env({"CODEGEN_LOG": "loud"})
+
+
+@pytest.mark.anyio
+async def test_cancelling_multi_run_during_synthesis_names_the_synthesis_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import anyio
+
+    caplog.set_level(logging.WARNING, logger="codegen_async")
+    emu = Emulator(time_scale=0.001, run_seconds=1.0, failure_rate=0.0, seed=3)
+
+    synthesis_created = anyio.Event()
+
+    def on_progress(event: cg.ProgressEvent) -> None:
+        if event.kind is cg.ProgressKind.FINISHED:  # the synthesis, created next, never ends
+            emu.configure(run_seconds=1e6)
+
+    def on_response(response: cg.APIResponse) -> None:
+        if len(emu.runs) == 3:  # two candidates, then the synthesis run
+            synthesis_created.set()
+
+    async with emu, cg.AsyncCodegen(**emu.client_options()) as parent:
+        client = parent.with_options(on_response=on_response)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(
+                lambda: client.multi_run("Explain", concurrency=2, on_progress=on_progress)
+            )
+            await synthesis_created.wait()
+            tg.cancel_scope.cancel()
+        synthesis = emu.runs[2]
+    assert synthesis["metadata"][ROLE_METADATA_KEY] == "synthesis"
+    key = synthesis["metadata"][cg.IDEMPOTENCY_METADATA_KEY]
+    warnings = [r.getMessage() for r in caplog.records if "synthesis" in r.getMessage()]
+    assert len(warnings) == 1
+    assert str(synthesis["id"]) in warnings[0] or key in warnings[0]

@@ -72,6 +72,7 @@ def test_defaults() -> None:
         "timeout": "default",
         "max_retries": "default",
         "user_agent": "default",
+        "max_response_bytes": "default",
     }
 
 

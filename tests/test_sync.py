@@ -425,3 +425,52 @@ def test_iterating_from_the_loop_thread_raises(client: Codegen) -> None:
     runs = client.agent_runs.list()
     with pytest.raises(RuntimeError, match="own event loop's thread"):
         get_portal().run_sync(next, runs)
+
+
+def _settle() -> None:
+    """Let closes the collector scheduled on the portal's loop run to their end."""
+    gc.collect()
+    get_portal().call(asyncio.sleep, 0.05)
+
+
+def test_a_resource_keeps_its_client_alive(emu: Emulator) -> None:
+    # Over a loopback port, so each client owns (and its finalizer closes) its connections.
+    for i in range(3):
+        emu.seed_run(f"seeded {i}")
+    with emu.serve_in_thread():
+        _use_clients_through_their_parts(emu.client_options())
+
+
+def _use_clients_through_their_parts(options: dict[str, object]) -> None:
+    assert "http_client" not in options
+    runs = Codegen(**options).agent_runs
+    _settle()
+    assert len(runs.list_page().items) == 3
+    derived = Codegen(**options).with_options(timeout=5.0)
+    users = Codegen(**options).with_options(max_retries=1).users
+    _settle()
+    assert derived.users.me().id == users.me().id
+    listing = Codegen(**options).agent_runs.list()
+    fan_out = Codegen(**options).run_many(["keep me alive"], max_concurrency=1)
+    _settle()
+    assert len(list(listing)) == 3
+    assert [o.ok for o in fan_out] == [True]
+    inner = runs._async._http  # the last holder gone, the client is closed
+    del runs
+    gc.collect()
+    assert wait_for(lambda: inner.http_client.is_closed)
+
+
+def test_sync_calls_check_every_argument_before_the_first_request(
+    client: Codegen, emu: Emulator
+) -> None:
+    emu.reset_counters()
+    with pytest.raises(ValueError, match="timeout"):
+        client.run("Explain", timeout=-1)
+    with pytest.raises(TypeError, match="raise_on_failure"):
+        client.run("Explain", raise_on_failure="no")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="on_progress"):
+        client.gather_many(["a"], on_progress=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="follow"):
+        client.agent_runs.logs(1001, follow="no")  # type: ignore[arg-type]
+    assert emu.counters.requests == 0

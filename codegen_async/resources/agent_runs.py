@@ -28,6 +28,11 @@ def run_id_of(run: AgentRun | int) -> int:
     return _validate.positive_int("run_id", run)
 
 
+def _source_type(value: SourceType | str) -> SourceType:
+    """A source type the API lists (its value in any case); an unknown one is refused."""
+    return _validate.enum_member("source_type", value, SourceType)
+
+
 class AgentRuns(Resource):
     __slots__ = ("_caller_id", "_poller", "create_policy", "unconfirmed_creates")
 
@@ -138,7 +143,7 @@ class AgentRuns(Resource):
         if user_id is not None:
             params["user_id"] = _validate.positive_int("user_id", user_id)
         if source_type is not None:
-            params["source_type"] = SourceType(source_type).value
+            params["source_type"] = _source_type(source_type).value
         path = await self._org_path("/agent/runs")
         return await self._http.call("GET", path, Page[AgentRun], params=params)
 
@@ -146,6 +151,10 @@ class AgentRuns(Resource):
         self, *, user_id: int | None = None, source_type: SourceType | str | None = None
     ) -> AsyncIterator[AgentRun]:
         """Every run of the organization, newest first, each once."""
+        if user_id is not None:
+            _validate.positive_int("user_id", user_id)
+        if source_type is not None:
+            source_type = _source_type(source_type)
         return paginate(
             lambda skip, limit: self.list_page(
                 user_id=user_id, source_type=source_type, skip=skip, limit=limit
@@ -190,8 +199,7 @@ class AgentRuns(Resource):
         """The run with one page of its logs (oldest first unless `reverse`)."""
         run_id = _validate.positive_int("run_id", run_id)
         check_page_args(skip, limit)
-        if not isinstance(reverse, bool):
-            raise TypeError(f"reverse must be a bool, got {type(reverse).__name__}")
+        _validate.strict_bool("reverse", reverse)
         org_id = await self._org_id()
         path = f"/v1/alpha/organizations/{org_id}/agent/run/{run_id}/logs"
         return await self._http.call(
@@ -211,6 +219,7 @@ class AgentRuns(Resource):
         from .._logstream import stream_logs
 
         run_id = _validate.positive_int("run_id", run_id)
+        _validate.strict_bool("follow", follow)
         return stream_logs(self, run_id, follow=follow, poller=self._poller)
 
     async def wait(
@@ -229,6 +238,9 @@ class AgentRuns(Resource):
         `AgentRunFailedError` with `raise_on_failure=True`. `on_update` is called with each
         new snapshot whose status changed.
         """
+        _validate.timeout("timeout", timeout)
+        _validate.strict_bool("raise_on_failure", raise_on_failure)
+        _validate.callback("on_update", on_update)
         return await self._poller().wait(
             run, timeout=timeout, raise_on_failure=raise_on_failure, on_update=on_update
         )
@@ -237,4 +249,5 @@ class AgentRuns(Resource):
         self, runs: Iterable[AgentRun | int], *, timeout: float | None = None
     ) -> AsyncIterator[AgentRun]:
         """Yield each run once, as it reaches a terminal status (`timeout` covers them all)."""
+        _validate.timeout("timeout", timeout)
         return self._poller().as_completed(runs, timeout=timeout)

@@ -57,10 +57,14 @@ class Repositories(Resource):
             )
         body = {
             "check_retry_count": check_retry_count,
-            "ignored_checks": None if ignored_checks is None else list(ignored_checks),
-            "check_retry_counts": None if check_retry_counts is None else dict(check_retry_counts),
-            "custom_prompts": None if custom_prompts is None else dict(custom_prompts),
-            "high_priority_apps": None if high_priority_apps is None else list(high_priority_apps),
+            "ignored_checks": None
+            if ignored_checks is None
+            else _validate.strings("ignored_checks", ignored_checks),
+            "check_retry_counts": _validate.json_object("check_retry_counts", check_retry_counts),
+            "custom_prompts": _validate.json_object("custom_prompts", custom_prompts),
+            "high_priority_apps": None
+            if high_priority_apps is None
+            else _validate.strings("high_priority_apps", high_priority_apps),
         }
         path = await self._org_path("/repos/check-suite-settings")
         return await self._http.call(
