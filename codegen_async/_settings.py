@@ -46,6 +46,7 @@ ENV_BASE_URL: Final = "CODEGEN_BASE_URL"
 ENV_TIMEOUT: Final = "CODEGEN_TIMEOUT"
 ENV_MAX_RETRIES: Final = "CODEGEN_MAX_RETRIES"
 ENV_USER_AGENT: Final = "CODEGEN_USER_AGENT"
+ENV_TRACING: Final = "CODEGEN_TRACING"
 
 _KEY_FILE_KEYS: Final = ("api_key", "token")
 _SOURCE_ARGUMENT: Final = "argument"
@@ -64,6 +65,7 @@ class Settings:
 
     `org_id` None means: resolve it later from the caller's first organization.
     `user_agent` is an extra product token appended to the SDK's own User-Agent.
+    `tracing` False keeps the client silent to OpenTelemetry even when it is installed.
     `sources` maps each setting name to where its value came from.
     """
 
@@ -74,6 +76,7 @@ class Settings:
     max_retries: int
     user_agent: str | None = None
     sources: dict[str, str] = attrs.field(factory=dict)
+    tracing: bool = True
 
 
 def default_config_paths() -> tuple[Path, ...]:
@@ -93,6 +96,7 @@ def resolve_settings(
     timeout: float | httpx.Timeout | None = None,
     max_retries: int | None = None,
     user_agent: str | None = None,
+    tracing: bool | None = None,
     env: Mapping[str, str] | None = None,
     config_paths: Sequence[Path] | None = None,
 ) -> Settings:
@@ -129,7 +133,10 @@ def resolve_settings(
     agent = _record(
         sources, "user_agent", found or (None, _SOURCE_DEFAULT), _optional(_parse_user_agent)
     )
+    found = _pick(tracing, environ, (ENV_TRACING,), files, ())
+    traced = _record(sources, "tracing", found or (True, _SOURCE_DEFAULT), _parse_switch)
     return Settings(
+        tracing=traced,
         api_key=key,
         org_id=org,
         base_url=url,
@@ -371,6 +378,27 @@ def _parse_timeout(value: object, source: str) -> httpx.Timeout:
             f"or an httpx.Timeout, got {_show(value)}"
         )
     return httpx.Timeout(seconds)
+
+
+_SWITCH_WORDS: Final = {
+    **dict.fromkeys(("1", "true", "yes", "on"), True),
+    **dict.fromkeys(("0", "false", "no", "off"), False),
+}
+
+
+def _parse_switch(value: object, source: str) -> bool:
+    """A bool argument, or (from the environment) 1/0, true/false, yes/no, on/off."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and not _is_text_argument(value, source):
+        word = value.strip().lower()
+        found = _SWITCH_WORDS.get(word)
+        if found is not None:
+            return found
+    raise ConfigurationError(
+        f"tracing from {source} must be a bool (or 1/0, true/false, yes/no, on/off in the "
+        f"environment), got {_show(value)}"
+    )
 
 
 def _parse_user_agent(value: object, source: str) -> str:

@@ -104,6 +104,7 @@ class Codegen:
         http_client: httpx.AsyncClient | None = None,
         rate_limits: RateLimits | None = None,
         poll_policy: PollPolicy | None = None,
+        tracing: bool | None = None,
     ) -> None:
         portal = get_portal()
         self._setup(
@@ -118,6 +119,7 @@ class Codegen:
                 http_client,
                 rate_limits,
                 poll_policy,
+                tracing,
             ),
         )
 
