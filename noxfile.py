@@ -23,6 +23,7 @@ TEST_DEPS = [
     "uvicorn>=0.30",
     "fastapi>=0.110",  # the README's FastAPI recipe runs in the tests
     "pytest-xdist>=3.5",  # most tests wait on emulated time: two workers halve the wall
+    "opentelemetry-sdk>=1.20",  # tracing tests (in-memory exporters; pulls opentelemetry-api)
 ]
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import contextvars
 import logging
 import os
 import signal
@@ -106,9 +105,7 @@ class Portal:
         """Start `make()` in a task on the loop (it is called there); don't wait."""
         self._check_caller()
         job: Job[T] = Job(self._loop)
-        # The task runs in a copy of the caller's context (an OpenTelemetry span opened in
-        # the caller's thread is the parent of what the call does on the loop).
-        self._loop.call_soon_threadsafe(job.start, make, context=contextvars.copy_context())
+        self._loop.call_soon_threadsafe(job.start, make)
         return job
 
     def wait(self, job: Job[T]) -> T:
@@ -361,8 +358,7 @@ class _Pump(Generic[T]):
         """Ask for the next batch (None at the end); the caller waits on the job."""
         self._portal._check_caller()
         job: Job[list[T] | None] = Job(self._loop)
-        # The pump task, made by the first request, runs in a copy of that caller's context.
-        self._loop.call_soon_threadsafe(self._enqueue, job, context=contextvars.copy_context())
+        self._loop.call_soon_threadsafe(self._enqueue, job)
         return job
 
     def _enqueue(self, job: Job[list[T] | None]) -> None:
