@@ -60,7 +60,7 @@ def bench(session: nox.Session) -> None:
 
     `nox -s bench -- --smoke`: tiny sizes in under 30 s, prints the table, writes nothing
     (CI may run it; no time is ever asserted)."""
-    session.install("-e", ".", "uvicorn>=0.30")
+    session.install("-e", ".[otel]", "uvicorn>=0.30")  # otel: B1-tracing
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

@@ -337,7 +337,7 @@ class Pipeline:
         `template` is the operation's path template for traces (derived from `path` when
         not given)."""
         args = (method, path, params, json_body, rate_class, retry, on_send)
-        if self.telemetry is None or self.capture:
+        if self.telemetry is None or self.capture or not self.telemetry.active():
             return await self._send(*args, None)
         create = rate_class is RateClass.CREATE
         with self.telemetry.call(method, path, template, create) as trace:

@@ -28,6 +28,7 @@ result, no metadata; ids only.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -56,10 +57,14 @@ _PARAMETERS = {
     "prs": "{pr_id}",
     "sandbox": "{sandbox_id}",
 }
+# The meter providers of opentelemetry-api in place while the application has set none.
+_NO_METER_PROVIDERS = frozenset({"_ProxyMeterProvider", "NoOpMeterProvider"})
+_PROVIDER_CHECK_INTERVAL = 1.0  # seconds between looks for a newly set provider
 _TOKEN_WAIT_SPAN = 0.001  # seconds: a shorter wait for a token is only a metric
 _STATUS_EVENT = "codegen.agent_run.status"
 
 
+@functools.lru_cache(maxsize=512)  # polling asks for the same few paths again and again
 def url_template(path: str) -> str:
     """The path with its ids named as in the spec: `/v1/organizations/7/agent/run/42` ->
     `/v1/organizations/{org_id}/agent/run/{agent_run_id}`."""
@@ -95,6 +100,9 @@ class Telemetry:
 
         self._context: Any = context
         self._trace: Any = trace
+        self._metrics: Any = metrics
+        self._providers_set = False
+        self._next_check = 0.0
         self.tracer: Any = trace.get_tracer("codegen_async", __version__)
         meter = metrics.get_meter("codegen_async", __version__)
         parts = urlsplit(base_url)
@@ -131,6 +139,23 @@ class Telemetry:
             description="Awaited agent runs that ended with a status other than COMPLETE.",
         )
 
+    def active(self) -> bool:
+        """False while neither a tracer nor a meter provider is set: then a call skips
+        its telemetry (it would all go to the no-op provider). Asked again at most once
+        a second; a provider, once set, stays for the life of the process."""
+        if self._providers_set:
+            return True
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + _PROVIDER_CHECK_INTERVAL
+        trace, tracer_provider = self._trace, self._trace.get_tracer_provider()
+        self._providers_set = not (
+            isinstance(tracer_provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+            and type(self._metrics.get_meter_provider()).__name__ in _NO_METER_PROVIDERS
+        )
+        return self._providers_set
+
     # -- the pieces the hooks use --------------------------------------------------------
 
     def start(
@@ -157,6 +182,11 @@ class Telemetry:
 
     def run_trace(self, run_id: int) -> RunTrace:
         return RunTrace(self, run_id)
+
+
+@functools.cache
+def _rate_class_attributes(rate_class: str) -> dict[str, str]:
+    return {"codegen.rate_class": rate_class}
 
 
 class CallTrace:
@@ -230,7 +260,7 @@ class CallTrace:
         """It has its token: the wait becomes a metric, and a span when it was long."""
         now = time.time_ns()
         waited = (now - self._queued) / 1e9
-        self._tel.token_wait.record(waited, {"codegen.rate_class": rate_class})
+        self._tel.token_wait.record(waited, _rate_class_attributes(rate_class))
         if waited >= _TOKEN_WAIT_SPAN:
             wait = self._tel.start(
                 "codegen.rate_limit.wait",
