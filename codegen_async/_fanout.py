@@ -181,7 +181,7 @@ class RunMany:
         self._timeout = _check_timeout(timeout)
         self._fail_fast = _check_bool("fail_fast", fail_fast)
         self._on_progress = on_progress
-        # Tracing: a span from here to aclose, counting the outcomes through the events.
+        # Tracing: a span from the first step to aclose, counting outcomes through events.
         self._trace = _telemetry.fan_out(poller.telemetry, len(items), on_progress)
         self._on_progress = on_progress if self._trace is None else self._trace.on_progress
         self.group_id = uuid.uuid4().hex

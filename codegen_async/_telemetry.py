@@ -398,14 +398,16 @@ class RunTrace:
 class FanOutTrace:
     """The span of one fan-out, counting its inputs' outcomes through its progress events."""
 
-    __slots__ = ("_on_progress", "_tel", "_token", "counts", "span")
+    __slots__ = ("_inputs", "_name", "_on_progress", "_tel", "_token", "counts", "span")
 
     def __init__(self, tel: Telemetry, name: str, inputs: int, on_progress: Any) -> None:
         self._tel = tel
+        self._name = name
+        self._inputs = inputs
         self._token: Any = None
         self._on_progress = on_progress
         self.counts = {"created": 0, "succeeded": 0, "failed": 0, "errors": 0}
-        self.span: Any = tel.start(name, {"codegen.fan_out.inputs": inputs})
+        self.span: Any = None  # started by the first step: a fan-out never iterated has none
 
     def on_progress(self, event: Any) -> None:
         """Count the event, then hand it to the user's callback, if any."""
@@ -423,6 +425,8 @@ class FanOutTrace:
 
     def enter(self) -> None:
         """Make the span current for one step of the fan-out (its creates and waits)."""
+        if self.span is None:
+            self.span = self._tel.start(self._name, {"codegen.fan_out.inputs": self._inputs})
         self._token = self._tel.attach(self.span)
 
     def leave(self) -> None:
@@ -430,7 +434,7 @@ class FanOutTrace:
 
     def end(self) -> None:
         span = self.span
-        if not span.is_recording():
+        if span is None or not span.is_recording():
             return
         for name, value in self.counts.items():
             span.set_attribute(f"codegen.fan_out.{name}", value)

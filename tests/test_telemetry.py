@@ -295,6 +295,47 @@ async def test_failed_runs_are_counted(otel: Otel) -> None:
     assert found["codegen.agent_runs.failed"][0][0] == {"codegen.agent_run.status": "FAILED"}
 
 
+@pytest.mark.anyio
+async def test_multi_run_span_holds_its_fan_out_and_synthesis(otel: Otel) -> None:
+    async with (
+        Emulator(time_scale=0.001, api_key=KEY) as emu,
+        AsyncCodegen(**emu.client_options()) as client,
+    ):
+        result = await client.multi_run(PROMPT, concurrency=2)
+    assert result.synthesis_run is not None
+    (multi,) = otel.named("codegen.multi_run")
+    assert multi.parent is None
+    assert multi.attributes == {
+        "codegen.prompt.length": len(PROMPT),
+        "codegen.multi_run.concurrency": 2,
+    }
+    (fan_out,) = otel.named("codegen.run_many")
+    (synthesis,) = otel.named("codegen.run")
+    assert _is_child(fan_out, multi)
+    assert _is_child(synthesis, multi)
+    assert fan_out.attributes["codegen.fan_out.succeeded"] == 2
+    # The synthesis prompt embeds the user's prompt and the candidates: only its length.
+    assert isinstance(synthesis.attributes["codegen.prompt.length"], int)
+    _no_secret(otel.spans(), otel.metrics(), KEY, PROMPT)
+
+
+@pytest.mark.anyio
+async def test_a_wait_that_times_out_says_so(otel: Otel) -> None:
+    from codegen_async import WaitTimeoutError
+
+    async with (
+        Emulator(time_scale=0.001, run_seconds=10_000.0) as emu,
+        AsyncCodegen(**emu.client_options()) as client,
+    ):
+        run = await client.agent_runs.create("x")
+        with pytest.raises(WaitTimeoutError):
+            await client.agent_runs.wait(run, timeout=0.05)
+    (wait,) = otel.named("codegen.agent_run.wait")
+    assert wait.attributes["error.type"] == "WaitTimeoutError"
+    assert wait.status.status_code is trace.StatusCode.ERROR
+    assert otel.total(otel.metrics(), "codegen.agent_runs.finished") == 0
+
+
 # -- retries, 429s and the limiter -----------------------------------------------------
 
 
