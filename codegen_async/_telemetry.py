@@ -17,8 +17,9 @@ What is reported (HTTP names follow the OpenTelemetry HTTP client conventions):
 - one span per awaited run (`codegen.agent_run.wait`, from the wait's start to its end)
   with each status change as an event; one span per fan-out (`codegen.run_many`) with its
   counts, and one per `run` / `multi_run`;
-- metrics: `http.client.request.duration`, `codegen.client.requests` (by method, URL
-  template and status), `codegen.client.rate_limited` (429s), `codegen.client.retries`,
+- metrics: `http.client.request.duration` (one point per request sent, by method, URL
+  template and status or error: its count is the requests by operation and status),
+  `codegen.client.rate_limited` (429s), `codegen.client.retries`,
   `codegen.client.rate_limit.wait`, `codegen.agent_runs.created`, `.finished` and
   `.failed`.
 
@@ -110,9 +111,6 @@ class Telemetry:
         self.server: dict[str, Any] = {"server.address": parts.hostname or "", "server.port": port}
         self.duration = meter.create_histogram(
             "http.client.request.duration", unit="s", description="Duration of HTTP requests."
-        )
-        self.requests = meter.create_counter(
-            "codegen.client.requests", unit="{request}", description="Requests sent, by status."
         )
         self.rate_limited = meter.create_counter(
             "codegen.client.rate_limited", unit="{request}", description="429 answers."
@@ -306,7 +304,6 @@ class CallTrace:
             attempt[3] = _error_type(error)
         labels = self._metric_attributes(attempt)
         self._tel.duration.record((attempt[1] - attempt[0]) / 1e9, labels)
-        self._tel.requests.add(1, labels)
         return attempt
 
     def _metric_attributes(self, attempt: list[Any]) -> dict[str, Any]:
