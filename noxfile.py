@@ -23,6 +23,7 @@ TEST_DEPS = [
     "uvicorn>=0.30",
     "fastapi>=0.110",  # the README's FastAPI recipe runs in the tests
     "pytest-xdist>=3.5",  # most tests wait on emulated time: two workers halve the wall
+    "opentelemetry-sdk>=1.20",  # tracing tests (in-memory exporters; pulls opentelemetry-api)
 ]
 
 
@@ -59,7 +60,7 @@ def bench(session: nox.Session) -> None:
 
     `nox -s bench -- --smoke`: tiny sizes in under 30 s, prints the table, writes nothing
     (CI may run it; no time is ever asserted)."""
-    session.install("-e", ".", "uvicorn>=0.30")
+    session.install("-e", ".[otel]", "uvicorn>=0.30")  # otel: B1-tracing
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

@@ -5,6 +5,9 @@ limits off), so the process CPU measured here is the client's alone.
 
 - B1: process CPU per `agent_runs.get` (many sequential calls), SDK async client vs raw
   `httpx.AsyncClient` + `json.loads` on the same URL. Goal <= 1.15.
+- B1-tracing: the same call with tracing on (opentelemetry-api installed, no provider
+  set: the no-op one) vs tracing off. Goal <= 1.05. Reported as not measured when
+  opentelemetry-api is missing.
 - B2: one list page of 100 runs fetched and decoded, same comparison. Goal <= 1.3.
 - B6: `import codegen_async` time vs `import httpx` time, fresh interpreters. Goal <= 1.3.
 
@@ -36,12 +39,16 @@ async def measure(info: dict[str, Any], calls: int, pages: int) -> dict[str, Any
     run_url = f"{base}/v1/organizations/{org}/agent/run/{run_id}"
     list_url = f"{base}/v1/organizations/{org}/agent/runs"
     headers = {"Authorization": f"Bearer {key}"}
-    results: dict[str, list[float]] = {"raw_get": [], "sdk_get": [], "raw_page": [], "sdk_page": []}
+    results: dict[str, list[float]] = {
+        "raw_get": [], "sdk_get": [], "raw_page": [], "sdk_page": [], "traced_get": []
+    }  # fmt: skip
+    options: dict[str, Any] = {
+        "api_key": key, "org_id": org, "base_url": base, "rate_limits": cg.RateLimits.off()
+    }  # fmt: skip
     async with (
         httpx.AsyncClient(headers=headers) as raw,
-        cg.AsyncCodegen(
-            api_key=key, org_id=org, base_url=base, rate_limits=cg.RateLimits.off()
-        ) as sdk,
+        cg.AsyncCodegen(**options, tracing=False) as sdk,
+        cg.AsyncCodegen(**options, tracing=True) as traced,
     ):
 
         async def raw_get() -> object:
@@ -57,13 +64,19 @@ async def measure(info: dict[str, Any], calls: int, pages: int) -> dict[str, Any
         async def sdk_page() -> object:
             return await sdk.agent_runs.list_page(limit=100)
 
+        async def traced_get() -> object:
+            return await traced.agent_runs.get(run_id)
+
+        tracing = traced._telemetry is not None
         for _ in range(ROUNDS):
             results["raw_get"].append(await cpu_per_call(raw_get, calls))
             results["sdk_get"].append(await cpu_per_call(sdk_get, calls))
+            if tracing:
+                results["traced_get"].append(await cpu_per_call(traced_get, calls))
             results["raw_page"].append(await cpu_per_call(raw_page, pages))
             results["sdk_page"].append(await cpu_per_call(sdk_page, pages))
-    med = {k: statistics.median(v) for k, v in results.items()}
-    return {
+    med = {k: statistics.median(v) for k, v in results.items() if v}
+    figures = {
         "B1": ratio_figure(
             "client CPU per agent_runs.get vs raw httpx.AsyncClient + json.loads",
             med["raw_get"],
@@ -79,6 +92,17 @@ async def measure(info: dict[str, Any], calls: int, pages: int) -> dict[str, Any
             pages=pages,
         ),
     }
+    if tracing:
+        figures["B1-tracing"] = figure(
+            med["traced_get"] / med["sdk_get"],
+            1.05,
+            "x",
+            "agent_runs.get with tracing on (no-op OpenTelemetry provider) vs tracing off",
+            off_us=round(med["sdk_get"] * 1e6, 1),
+            on_us=round(med["traced_get"] * 1e6, 1),
+            calls=calls,
+        )
+    return figures
 
 
 def ratio_figure(what: str, raw: float, sdk: float, goal: float, **details: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import httpx
 
-from . import _errors, _validate
+from . import _errors, _telemetry, _validate
 from ._create import CreatePolicy
 from ._curl import CapturedRequest, to_curl
 from ._fanout import ProgressEvent, RunInput, RunMany, RunOutcome, RunSpec, specs_of
@@ -81,7 +81,11 @@ class AsyncCodegen:
         poll_policy: PollPolicy | None = None,
         *,
         max_response_bytes: int | None = None,
+        tracing: bool | None = None,
     ) -> None:
+        """`tracing=False` (or env CODEGEN_TRACING=0) keeps the client silent to
+        OpenTelemetry; by default it reports spans and metrics whenever
+        `opentelemetry-api` is installed (see the README's "Tracing and metrics")."""
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(
                 f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"
@@ -97,12 +101,17 @@ class AsyncCodegen:
             timeout=timeout,
             max_retries=max_retries,
             max_response_bytes=max_response_bytes,
+            tracing=tracing,
         )
         configure_from_env()
         self.rate_limits = RateLimits.documented() if rate_limits is None else rate_limits
         self.poll_policy = PollPolicy() if poll_policy is None else poll_policy
+        self._telemetry = _telemetry.load(self._settings.tracing, self._settings.base_url)
         self._http = Pipeline(
-            self._settings, limiter=RateLimiter(self.rate_limits), http_client=http_client
+            self._settings,
+            limiter=RateLimiter(self.rate_limits),
+            http_client=http_client,
+            telemetry=self._telemetry,
         )
         self._org_id: int | None = self._settings.org_id
         self._user_id: int | None = None
@@ -179,7 +188,9 @@ class AsyncCodegen:
         if self._closed:
             raise RuntimeError("this AsyncCodegen is closed")
         if self._poller is None:
-            self._poller = Poller(self.agent_runs, self._caller_id, self.poll_policy)
+            self._poller = Poller(
+                self.agent_runs, self._caller_id, self.poll_policy, telemetry=self._telemetry
+            )
         return self._poller
 
     def with_options(
@@ -205,6 +216,7 @@ class AsyncCodegen:
             max_retries=self._settings.max_retries if max_retries is None else max_retries,
             user_agent=self._settings.user_agent,
             max_response_bytes=self._settings.max_response_bytes,
+            tracing=self._settings.tracing,
         )
         _validate.callback("on_response", on_response)
         if headers is not None and not isinstance(headers, Mapping):
@@ -290,18 +302,20 @@ class AsyncCodegen:
         _validate.timeout("timeout", timeout)
         _validate.strict_bool("raise_on_failure", raise_on_failure)
         _validate.callback("on_update", on_update)
-        run = await self.agent_runs.create(
-            prompt,
-            repo_id=repo_id,
-            model=model,
-            agent_type=agent_type,
-            metadata=metadata,
-            images=images,
-            idempotency_key=idempotency_key,
-        )
-        return await self.agent_runs.wait(
-            run, timeout=timeout, raise_on_failure=raise_on_failure, on_update=on_update
-        )
+        traced = {"codegen.prompt.length": len(prompt) if isinstance(prompt, str) else 0}
+        with _telemetry.span(self._telemetry, "codegen.run", traced):
+            run = await self.agent_runs.create(
+                prompt,
+                repo_id=repo_id,
+                model=model,
+                agent_type=agent_type,
+                metadata=metadata,
+                images=images,
+                idempotency_key=idempotency_key,
+            )
+            return await self.agent_runs.wait(
+                run, timeout=timeout, raise_on_failure=raise_on_failure, on_update=on_update
+            )
 
     # -- fan-out ------------------------------------------------------------------------
 
@@ -379,20 +393,25 @@ class AsyncCodegen:
         """
         _check_fan_out(concurrency, timeout, False, on_progress, concurrency_name="concurrency")
         _validate.strict_bool("synthesize", synthesize)
-        return await multi_run(
-            self,
-            prompt,
-            concurrency=concurrency,
-            synthesize=synthesize,
-            synthesis_prompt=synthesis_prompt,
-            timeout=timeout,
-            on_progress=on_progress,
-            repo_id=repo_id,
-            model=model,
-            agent_type=agent_type,
-            metadata=metadata,
-            images=images,
-        )
+        traced = {
+            "codegen.prompt.length": len(prompt) if isinstance(prompt, str) else 0,
+            "codegen.multi_run.concurrency": concurrency,
+        }
+        with _telemetry.span(self._telemetry, "codegen.multi_run", traced):
+            return await multi_run(
+                self,
+                prompt,
+                concurrency=concurrency,
+                synthesize=synthesize,
+                synthesis_prompt=synthesis_prompt,
+                timeout=timeout,
+                on_progress=on_progress,
+                repo_id=repo_id,
+                model=model,
+                agent_type=agent_type,
+                metadata=metadata,
+                images=images,
+            )
 
     def _run_many(
         self,

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 import attrs
 
 from ._errors import ResponseValidationError
-from .models import _OpenStrEnum
+from .models import AgentRunWithLogs, Page, _Model, _OpenStrEnum
 
 if TYPE_CHECKING:
     import cattrs
 
-__all__ = ["get_converter", "parse_timestamp", "structure", "unstructure"]
+__all__ = ["get_converter", "parse_timestamp", "structure", "unstructure", "with_request_id"]
 
 T = TypeVar("T")
 Hook = Callable[[Any, Any], Any]
@@ -441,7 +441,8 @@ def _construct(
     slots directly is about a third cheaper. Any class with more to do (validators,
     converters, init hooks, extra slots) is built by calling it.
     """
-    slots = {s for k in cls.__mro__ for s in k.__dict__.get("__slots__", ())} - {"__weakref__"}
+    slots = {s for k in cls.__mro__ for s in k.__dict__.get("__slots__", ())}
+    slots -= {"__weakref__", *_Model.__slots__}  # `request_id` is set after decoding
     plain = (
         "__slots__" in cls.__dict__
         and slots == {f.name for f in fields}
@@ -641,6 +642,28 @@ def _type_name(tp: Any) -> str:
     if origin is None or not args:
         return str(getattr(tp, "__name__", tp))
     return f"{_type_name(origin)}[{', '.join(_type_name(a) for a in args)}]"
+
+
+_set_request_id = _Model.__dict__["_request_id"].__set__
+# Models that carry others a call returns (a page's items, a run's logs) pass the id on.
+_CARRIED = {Page: "items", AgentRunWithLogs: "logs"}
+
+
+def with_request_id(obj: T, request_id: str | None) -> T:
+    """`obj` (a model, or a list of them), its request id set to `request_id`."""
+    if request_id is None:
+        return obj
+    if isinstance(obj, _Model):
+        _set_request_id(obj, request_id)
+        field = _CARRIED.get(type(obj))
+        items: object = getattr(obj, field) if field is not None else None
+    else:
+        items = obj
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, _Model):
+                _set_request_id(item, request_id)
+    return obj
 
 
 def unstructure(obj: object) -> Any:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import anyio
 import attrs
 
-from . import _errors, _validate
+from . import _errors, _telemetry, _validate
 from ._constants import GROUP_METADATA_KEY
 from ._create import UnconfirmedCreate
 from .models import AgentRun, AgentType, RunStatus
@@ -181,6 +181,9 @@ class RunMany:
         self._timeout = _check_timeout(timeout)
         self._fail_fast = _check_bool("fail_fast", fail_fast)
         self._on_progress = on_progress
+        # Tracing: a span from the first step to aclose, counting outcomes through events.
+        self._trace = _telemetry.fan_out(poller.telemetry, len(items), on_progress)
+        self._on_progress = on_progress if self._trace is None else self._trace.on_progress
         self.group_id = uuid.uuid4().hex
         self._metadata = {GROUP_METADATA_KEY: self.group_id, **(metadata or {})}
         self._flights: dict[int, _Flight] = {}
@@ -242,6 +245,8 @@ class RunMany:
         self._closed = True
         self._todo.clear()
         self._group.close()
+        if self._trace is not None:
+            self._trace.end()
         if self._flights:
             ids = ", ".join(str(run_id) for run_id in self._flights)
             logger.warning("fan-out %s left with runs still in flight: %s", self.group_id, ids)
@@ -279,6 +284,8 @@ class RunMany:
         """Start runs while there is room and wait until something happened."""
         if self._started is None:
             self._started = self._clock()
+        if self._trace is not None:
+            self._trace.enter()
         try:
             async with anyio.create_task_group() as tg:
                 for _ in range(_PARALLEL_CREATES):
@@ -288,6 +295,9 @@ class RunMany:
             with anyio.CancelScope(shield=True):
                 await self.aclose()
             raise
+        finally:
+            if self._trace is not None:
+                self._trace.leave()
 
     async def _create_while_room(self) -> None:
         while not self._ready() and self._room():

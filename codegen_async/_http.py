@@ -35,18 +35,21 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import attrs
 import httpx
 
 from . import _errors
-from ._convert import structure
+from ._convert import structure, with_request_id
 from ._curl import CapturedRequest
 from ._limits import RateClass
 from ._ratelimit import RateLimiter
 from ._settings import Settings, is_loopback_host, redact_url
+
+if TYPE_CHECKING:
+    from ._telemetry import CallTrace, Telemetry
 
 __all__ = ["APIResponse", "Pipeline", "RetryPolicy", "backoff_delays", "parse_retry_after"]
 
@@ -322,8 +325,10 @@ class Pipeline:
         extra_headers: Mapping[str, str] | None = None,
         on_response: Callable[[APIResponse], object] | None = None,
         slots: anyio.CapacityLimiter | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
+        self.telemetry = telemetry  # None: tracing off (every hook below is skipped)
         self._base = settings.base_url
         self._shown_base = redact_url(settings.base_url)
         self._max_body = settings.max_response_bytes
@@ -384,6 +389,7 @@ class Pipeline:
             extra_headers=headers,
             on_response=on_response,
             slots=self._slots,
+            telemetry=self.telemetry,
         )
 
     async def aclose(self) -> None:
@@ -401,8 +407,10 @@ class Pipeline:
         rate_class: RateClass = RateClass.STANDARD,
         retry: RetryPolicy | None = None,
         on_send: Callable[[], object] | None = None,
+        template: str | None = None,
     ) -> T:
-        """Send, retry as the policy allows, map errors, and decode the body into `cast`."""
+        """Send, retry as the policy allows, map errors, and decode the body into `cast`
+        (which carries the response's request id)."""
         response = await self.request(
             method,
             path,
@@ -411,8 +419,9 @@ class Pipeline:
             rate_class=rate_class,
             retry=retry,
             on_send=on_send,
+            template=template,
         )
-        return structure(_decode_json(response), cast)
+        return with_request_id(structure(_decode_json(response), cast), response.request_id)
 
     async def call_json(
         self,
@@ -423,10 +432,17 @@ class Pipeline:
         json_body: object = None,
         rate_class: RateClass = RateClass.STANDARD,
         retry: RetryPolicy | None = None,
+        template: str | None = None,
     ) -> Any:
         """Like `call`, for operations whose answer is free-form JSON."""
         response = await self.request(
-            method, path, params=params, json_body=json_body, rate_class=rate_class, retry=retry
+            method,
+            path,
+            params=params,
+            json_body=json_body,
+            rate_class=rate_class,
+            retry=retry,
+            template=template,
         )
         return _decode_json(response)
 
@@ -440,10 +456,31 @@ class Pipeline:
         rate_class: RateClass = RateClass.STANDARD,
         retry: RetryPolicy | None = None,
         on_send: Callable[[], object] | None = None,
+        template: str | None = None,
     ) -> APIResponse:
         """One call: attempts under one deadline, retried as `retry` allows; 2xx or raise.
 
-        `on_send` is called as each attempt goes out (it holds its token and slot)."""
+        `on_send` is called as each attempt goes out (it holds its token and slot).
+        `template` is the operation's path template for traces (derived from `path` when
+        not given)."""
+        args = (method, path, params, json_body, rate_class, retry, on_send)
+        if self.telemetry is None or self.capture or not self.telemetry.active():
+            return await self._send(*args, None)
+        create = rate_class is RateClass.CREATE
+        with self.telemetry.call(method, path, template, create) as trace:
+            return await self._send(*args, trace)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json_body: object,
+        rate_class: RateClass,
+        retry: RetryPolicy | None,
+        on_send: Callable[[], object] | None,
+        trace: CallTrace | None,
+    ) -> APIResponse:
         if retry is None:
             retry = RetryPolicy.UNSAFE if method == "POST" else RetryPolicy.IDEMPOTENT
         url = self._base + path
@@ -459,12 +496,15 @@ class Pipeline:
         while True:
             try:
                 return await self._attempt(
-                    method, url, params, json_body, rate_class, retry, budget, attempt, on_send
-                )
+                    method, url, params, json_body, rate_class, retry, budget, attempt, on_send,
+                    trace,
+                )  # fmt: skip
             except _Retry as decision:
                 delay = next(delays) if decision.delay is None else decision.delay
                 if attempt >= self.settings.max_retries or delay >= budget.remaining:
                     raise decision.error from None
+                if trace is not None:
+                    trace.retrying(decision.error)
                 logger.debug("retry %s %s in %.2fs after: %s", method, path, delay, decision.error)
                 await self._sleep(delay)
                 budget.remaining -= delay
@@ -481,16 +521,23 @@ class Pipeline:
         budget: _Budget,
         attempt: int,
         on_send: Callable[[], object] | None,
+        trace: CallTrace | None = None,
     ) -> APIResponse:
+        if trace is not None:
+            trace.queued()
         # The rate-limit token first, then a connection slot: a request waiting for its
         # token (a create, for up to a minute) must not hold a slot that reads need.
         bucket = self._limiter.bucket(rate_class)
         if bucket is not None:
             await bucket.acquire()
+        if trace is not None:
+            trace.token_acquired(rate_class.value)
         sent: float | None = None
         try:
             async with self._slots:
                 sent = self._clock()
+                if trace is not None:
+                    trace.sent()
                 if on_send is not None:
                     on_send()
                 try:
@@ -504,6 +551,8 @@ class Pipeline:
             if bucket is not None:
                 bucket.release(sent=sent is not None)
         request_id = response.headers.get("x-request-id")
+        if trace is not None:
+            trace.answered(response.status_code, request_id)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %s in %.1f ms (request id %s, attempt %d)",

@@ -22,13 +22,16 @@ import logging
 import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
 from . import _errors, _validate
 from ._limits import PollPolicy
 from .models import AgentRun, Page, SourceType
+
+if TYPE_CHECKING:
+    from ._telemetry import RunTrace, Telemetry
 
 __all__ = ["Poller", "RunSource", "WatchGroup"]
 
@@ -75,7 +78,7 @@ class _Subscriber:
 class _Watch:
     """One awaited run: its last snapshot, its schedule and who waits for it."""
 
-    __slots__ = ("due", "error", "interval", "run_id", "snapshot", "subscribers")
+    __slots__ = ("due", "error", "interval", "run_id", "snapshot", "subscribers", "trace")
 
     def __init__(self, run_id: int, snapshot: AgentRun | None, due: float, interval: float) -> None:
         self.run_id = run_id
@@ -84,6 +87,7 @@ class _Watch:
         self.interval = interval
         self.error: Exception | None = None
         self.subscribers: list[_Subscriber] = []
+        self.trace: RunTrace | None = None  # the waiters' spans, when tracing
 
     @property
     def done(self) -> bool:
@@ -95,6 +99,8 @@ class _Watch:
         if old is None or old.status != run.status:
             for sub in self.subscribers:
                 sub.wake()
+            if self.trace is not None:
+                self.trace.changed(run)
 
     def fail(self, error: Exception) -> None:
         self.error = error
@@ -113,8 +119,10 @@ class Poller:
         *,
         clock: Callable[[], float] = anyio.current_time,
         rng: random.Random | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._source = source
+        self.telemetry = telemetry
         self._caller_id = caller_id
         self.policy = policy
         self._clock = clock
@@ -143,6 +151,8 @@ class Poller:
         _check_timeout(timeout)
         sub = _Subscriber()
         watch = self._subscribe(run, sub)
+        if watch.trace is not None:
+            watch.trace.enter(sub)  # the refreshes this waiter leads are its children
         seen = None
         try:
             with anyio.fail_after(timeout):
@@ -218,11 +228,16 @@ class Poller:
         elif snapshot is not None and watch.snapshot is None:
             watch.snapshot = snapshot
         watch.subscribers.append(sub)
+        if self.telemetry is not None:
+            watch.trace = watch.trace or self.telemetry.run_trace(run_id)
+            watch.trace.open(sub, watch.snapshot)
         return watch
 
     def _unsubscribe(self, watch: _Watch, sub: _Subscriber) -> None:
         if sub in watch.subscribers:
             watch.subscribers.remove(sub)
+            if watch.trace is not None and sub not in watch.subscribers:
+                watch.trace.close(sub, watch.snapshot, watch.error)
         if not watch.subscribers and self._watches.get(watch.run_id) is watch:
             del self._watches[watch.run_id]
         if not self._leading:

@@ -52,6 +52,7 @@ ENV_TIMEOUT: Final = "CODEGEN_TIMEOUT"
 ENV_MAX_RETRIES: Final = "CODEGEN_MAX_RETRIES"
 ENV_USER_AGENT: Final = "CODEGEN_USER_AGENT"
 ENV_MAX_RESPONSE_BYTES: Final = "CODEGEN_MAX_RESPONSE_BYTES"
+ENV_TRACING: Final = "CODEGEN_TRACING"
 
 _KEY_FILE_KEYS: Final = ("api_key", "token")
 _SOURCE_ARGUMENT: Final = "argument"
@@ -73,6 +74,8 @@ class Settings:
     `max_response_bytes` caps a response body once decoded (gzip included).
     `sources` maps each setting name to where its value came from. A password in
     `base_url` is masked in the repr.
+    `tracing` False keeps the client silent to OpenTelemetry even when it is installed.
+    `sources` maps each setting name to where its value came from.
     """
 
     api_key: str = attrs.field(repr=False)
@@ -83,6 +86,7 @@ class Settings:
     user_agent: str | None = None
     sources: dict[str, str] = attrs.field(factory=dict)
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    tracing: bool = True
 
 
 def default_config_paths() -> tuple[Path, ...]:
@@ -103,6 +107,7 @@ def resolve_settings(
     max_retries: int | None = None,
     user_agent: str | None = None,
     max_response_bytes: int | None = None,
+    tracing: bool | None = None,
     env: Mapping[str, str] | None = None,
     config_paths: Sequence[Path] | None = None,
 ) -> Settings:
@@ -147,7 +152,10 @@ def resolve_settings(
         found or (DEFAULT_MAX_RESPONSE_BYTES, _SOURCE_DEFAULT),
         _parse_byte_count,
     )
+    found = _pick(tracing, environ, (ENV_TRACING,), files, ())
+    traced = _record(sources, "tracing", found or (True, _SOURCE_DEFAULT), _parse_switch)
     return Settings(
+        tracing=traced,
         api_key=key,
         org_id=org,
         base_url=url,
@@ -423,6 +431,27 @@ def _check_httpx_timeout(value: httpx.Timeout, source: str) -> httpx.Timeout:
             "give a finite number of seconds"
         )
     return value
+
+
+_SWITCH_WORDS: Final = {
+    **dict.fromkeys(("1", "true", "yes", "on"), True),
+    **dict.fromkeys(("0", "false", "no", "off"), False),
+}
+
+
+def _parse_switch(value: object, source: str) -> bool:
+    """A bool argument, or (from the environment) 1/0, true/false, yes/no, on/off."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and not _is_text_argument(value, source):
+        word = value.strip().lower()
+        found = _SWITCH_WORDS.get(word)
+        if found is not None:
+            return found
+    raise ConfigurationError(
+        f"tracing from {source} must be a bool (or 1/0, true/false, yes/no, on/off in the "
+        f"environment), got {_show(value)}"
+    )
 
 
 def _parse_user_agent(value: object, source: str) -> str:

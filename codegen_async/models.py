@@ -121,8 +121,22 @@ class SourceType(_OpenStrEnum):
     SETUP_COMMANDS = "SETUP_COMMANDS"
 
 
+class _Model:
+    """What every model has besides its fields: `request_id`, the server's x-request-id of
+    the response it came in (None when the server sent none or the model was built by
+    hand). It is not a field: not compared, not in the repr, not serialized, not kept by
+    `attrs.evolve` or pickling."""
+
+    __slots__ = ("_request_id",)
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's request id of the response this model came in, if it sent one."""
+        return getattr(self, "_request_id", None)
+
+
 @attrs.frozen
-class GithubPullRequest:
+class GithubPullRequest(_Model):
     """A pull request an agent run opened (GithubPullRequestResponse)."""
 
     id: int
@@ -133,7 +147,7 @@ class GithubPullRequest:
 
 
 @attrs.frozen
-class AgentRun:
+class AgentRun(_Model):
     """One agent run (AgentRunResponse)."""
 
     id: int
@@ -159,7 +173,7 @@ class AgentRun:
 
 
 @attrs.frozen
-class AgentRunLog:
+class AgentRunLog(_Model):
     """One step of an agent run's log (AgentRunLogResponse)."""
 
     agent_run_id: int
@@ -173,7 +187,7 @@ class AgentRunLog:
 
 
 @attrs.frozen
-class AgentRunWithLogs:
+class AgentRunWithLogs(_Model):
     """An agent run with one page of its logs (AgentRunWithLogsResponse)."""
 
     id: int
@@ -201,7 +215,7 @@ class AgentRunWithLogs:
 
 
 @attrs.frozen
-class User:
+class User(_Model):
     """A user (UserResponse)."""
 
     id: int
@@ -215,7 +229,7 @@ class User:
 
 
 @attrs.frozen
-class OrganizationSettings:
+class OrganizationSettings(_Model):
     """An organization's switches (OrganizationSettings); defaults are the spec's."""
 
     enable_pr_creation: bool = True
@@ -223,7 +237,7 @@ class OrganizationSettings:
 
 
 @attrs.frozen
-class Organization:
+class Organization(_Model):
     """An organization (OrganizationResponse)."""
 
     id: int
@@ -232,7 +246,7 @@ class Organization:
 
 
 @attrs.frozen
-class Repository:
+class Repository(_Model):
     """A repository (RepoResponse)."""
 
     id: int
@@ -248,7 +262,7 @@ class Repository:
 
 
 @attrs.frozen
-class Page(Generic[T]):
+class Page(Generic[T], _Model):
     """One page of a listing (the spec's Page_*_ schemas)."""
 
     items: list[T]
@@ -259,7 +273,7 @@ class Page(Generic[T]):
 
 
 @attrs.frozen
-class CheckSuiteSettings:
+class CheckSuiteSettings(_Model):
     """An organization's check-suite settings (CheckSuiteSettingsResponse)."""
 
     check_retry_count: int
@@ -271,7 +285,7 @@ class CheckSuiteSettings:
 
 
 @attrs.frozen
-class EditPRResult:
+class EditPRResult(_Model):
     """The outcome of editing a pull request (EditPRResponse)."""
 
     success: bool
@@ -283,7 +297,7 @@ class EditPRResult:
 
 
 @attrs.frozen
-class IntegrationStatus:
+class IntegrationStatus(_Model):
     """One integration of an organization (IntegrationStatus)."""
 
     integration_type: str
@@ -294,7 +308,7 @@ class IntegrationStatus:
 
 
 @attrs.frozen
-class OrganizationIntegrations:
+class OrganizationIntegrations(_Model):
     """All integrations of an organization (OrganizationIntegrationsResponse)."""
 
     organization_id: int
@@ -304,7 +318,7 @@ class OrganizationIntegrations:
 
 
 @attrs.frozen
-class SetupCommandsResult:
+class SetupCommandsResult(_Model):
     """The agent run started to generate setup commands (SetupCommandsResponse)."""
 
     agent_run_id: int
@@ -313,7 +327,7 @@ class SetupCommandsResult:
 
 
 @attrs.frozen
-class LogAnalysis:
+class LogAnalysis(_Model):
     """The agent run started to analyse sandbox logs (AnalyzeLogsResponse)."""
 
     agent_run_id: int
@@ -322,7 +336,7 @@ class LogAnalysis:
 
 
 @attrs.frozen
-class CLIRules:
+class CLIRules(_Model):
     """Rules for the CLI agent (CLIRulesResponse)."""
 
     organization_rules: str | None = None
@@ -330,7 +344,7 @@ class CLIRules:
 
 
 @attrs.frozen
-class SlackConnectToken:
+class SlackConnectToken(_Model):
     """A Slack Connect token (GenerateTokenResponse)."""
 
     token: str
@@ -339,7 +353,7 @@ class SlackConnectToken:
 
 
 @attrs.frozen
-class OAuthProvider:
+class OAuthProvider(_Model):
     """An OAuth / MCP provider (OAuthProviderResponse)."""
 
     id: int
@@ -353,7 +367,7 @@ class OAuthProvider:
 
 
 @attrs.frozen
-class FunctionResult:
+class FunctionResult(_Model):
     """The result of the legacy `POST /v1/run` (run a named function on a repository)."""
 
     success: bool
@@ -364,7 +378,7 @@ class FunctionResult:
 
 
 @attrs.frozen
-class HealthCheck:
+class HealthCheck(_Model):
     """`client.health_check()`: the key works, whose it is, where, and a round trip's time."""
 
     ok: bool

@@ -110,6 +110,7 @@ class Codegen:
         poll_policy: PollPolicy | None = None,
         *,
         max_response_bytes: int | None = None,
+        tracing: bool | None = None,
     ) -> None:
         portal = get_portal()
         self._setup(
@@ -125,6 +126,7 @@ class Codegen:
                 rate_limits,
                 poll_policy,
                 max_response_bytes=max_response_bytes,
+                tracing=tracing,
             ),
         )
 

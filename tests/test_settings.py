@@ -65,6 +65,7 @@ def test_defaults() -> None:
     assert s.timeout == httpx.Timeout(30.0)
     assert s.max_retries == 3
     assert s.user_agent is None
+    assert s.tracing is True
     assert s.sources == {
         "api_key": "argument",
         "org_id": "default",
@@ -73,6 +74,7 @@ def test_defaults() -> None:
         "max_retries": "default",
         "user_agent": "default",
         "max_response_bytes": "default",
+        "tracing": "default",
     }
 
 
