@@ -319,9 +319,8 @@ async def test_multi_run_span_holds_its_fan_out_and_synthesis(otel: Otel) -> Non
         if span.attributes["codegen.agent_run.id"] == result.synthesis_run.id
     ]
     assert _is_child(synthesis, multi)
-    (create,) = [
-        s for s in otel.named("POST /v1/organizations/{org_id}/agent/run") if _is_child(s, multi)
-    ]
+    creates = otel.named("POST /v1/organizations/{org_id}/agent/run")
+    assert sum(_is_child(span, multi) for span in creates) == 1  # the synthesis run's create
     _no_secret(otel.spans(), otel.metrics(), KEY, PROMPT)
 
 
