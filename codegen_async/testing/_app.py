@@ -263,6 +263,7 @@ class Ctx:
     core: Core
     route: Route
     args: dict[str, Any]
+    commit_delay: float = 0.0  # emulated seconds before a create commits (commit_delay fault)
 
     @property
     def store(self) -> Store:
@@ -325,7 +326,7 @@ def h_get_current_user(ctx: Ctx) -> Any:
 
 
 def _create(ctx: Ctx, prompt: str, source_type: str, **kwargs: Any) -> Any:
-    delay = ctx.core.faults.take_list_delay(ctx.route.name)
+    delay = max(ctx.core.faults.take_list_delay(ctx.route.name), ctx.commit_delay)
     return ctx.store.create_run(
         prompt,
         user_id=ctx.store.caller["id"],
@@ -797,7 +798,9 @@ class Core:
             await anyio.sleep(delay)
         if plan.before is not None:
             return self._before_fault(plan.before)
-        result = await self._answer(route, raw_path, scope, receive)
+        result = await self._answer(route, raw_path, scope, receive, plan.commit_delay)
+        if plan.commit_delay > 0:  # the run was stored hidden: it commits, then we answer
+            await anyio.sleep(plan.commit_delay * self.clock.scale)
         if 200 <= result.status < 300 and (self.faults.active or plan.after is not None):
             action = self.faults.take_after(route.name, plan)
             if action is not None:
@@ -805,7 +808,12 @@ class Core:
         return result
 
     async def _answer(
-        self, route: Route, raw_path: dict[str, str], scope: Scope, receive: Receive
+        self,
+        route: Route,
+        raw_path: dict[str, str],
+        scope: Scope,
+        receive: Receive,
+        commit_delay: float = 0.0,
     ) -> Outcome:
         if not self._authorized(scope):
             return outcome(401, error_payload(401))
@@ -818,7 +826,7 @@ class Core:
             args = await self._arguments(route, raw_path, scope, receive)
             if route.org_field is not None and args[route.org_field] != self.store.org["id"]:
                 return outcome(403, error_payload(403))
-            return outcome(200, route.handler(Ctx(self, route, args)))
+            return outcome(200, route.handler(Ctx(self, route, args, commit_delay)))
         except Invalid as exc:
             return outcome(422, {"detail": exc.detail})
         except Reply as exc:

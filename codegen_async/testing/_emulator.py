@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 import httpx
 
+from .._create import CreatePolicy
 from .._limits import PollPolicy, RateLimits
 from ._app import CREATING_ROUTES, ROUTES, SOURCE_TYPES, Core, EmulatorApp
 from ._faults import Faults
@@ -217,6 +218,7 @@ class Emulator:
             "org_id": self.org_id,
             "rate_limits": self._limits.scaled(self.time_scale),
             "poll_policy": PollPolicy().scaled(self.time_scale),
+            "create_policy": CreatePolicy().scaled(self.time_scale),
         }
         if not self.serving:
             client = httpx.AsyncClient(transport=self.transport(), base_url=IN_PROCESS_BASE_URL)
