@@ -23,7 +23,7 @@ import httpx
 
 from .._limits import RateClass
 from ._faults import FAULT_HEADER, NO_PLAN, Action, Faults
-from ._lifecycle import Run, logs_at, run_view
+from ._lifecycle import Run, logs_at, run_view, spell_status
 from ._ratelimit import ServerRateLimiter
 from ._state import Conflict, NotFound, Store
 
@@ -438,7 +438,7 @@ def h_generate_setup_commands(ctx: Ctx) -> Any:
         raise _not_found("repo")
     prompt = ctx.args["prompt"] or f"Generate setup commands for {repo['full_name']}"
     run = _create(ctx, prompt, "SETUP_COMMANDS", repo_id=repo["id"])
-    status = run.status(ctx.store.clock.now())
+    status = ctx.core.spell(run.status(ctx.store.clock.now()))
     return {"agent_run_id": run.id, "status": status, "url": run.web_url}
 
 
@@ -470,7 +470,7 @@ def h_analyze_sandbox_logs(ctx: Ctx) -> Any:
     run = _create(ctx, f"Analyze the setup logs of sandbox {sandbox_id}", "API")
     return {
         "agent_run_id": run.id,
-        "status": run.status(ctx.store.clock.now()),
+        "status": ctx.core.spell(run.status(ctx.store.clock.now())),
         "message": f"Log analysis started for sandbox {sandbox_id}.",
     }
 
@@ -750,6 +750,7 @@ class Core:
         faults: Faults,
         api_key: str,
         latency: float,
+        status_spelling: str = "upper",
     ) -> None:
         self.store = store
         self.limiter = limiter
@@ -757,12 +758,19 @@ class Core:
         self.token = api_key.encode()
         self.api_key = api_key
         self.latency = latency
+        self.status_spelling = status_spelling
         self.router = Router(_ROUTE_TABLE)
         self.clock = store.clock
 
     def view(self, run: Run, now: float | None = None) -> dict[str, Any]:
         t = self.clock.now() if now is None else now
-        return run_view(run, t, self.clock)
+        view = run_view(run, t, self.clock)
+        view["status"] = self.spell(view["status"])
+        return view
+
+    def spell(self, status: str) -> str:
+        """A status as this Emulator answers it (see `Emulator(status_spelling=...)`)."""
+        return spell_status(status, self.status_spelling)
 
     def view_bytes(self, run: Run) -> bytes:
         """The encoded run, reused while only time passed and the status held."""
@@ -771,7 +779,9 @@ class Core:
         cached = run.cache
         if cached is not None and cached[0] == status:
             return cached[1]
-        body = _encode(run_view(run, now, self.clock, status))
+        view = run_view(run, now, self.clock, status)
+        view["status"] = self.spell(status)
+        body = _encode(view)
         run.cache = (status, body)
         return body
 

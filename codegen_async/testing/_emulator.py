@@ -25,7 +25,7 @@ from .._create import CreatePolicy
 from .._limits import PollPolicy, RateLimits
 from ._app import CREATING_ROUTES, ROUTES, SOURCE_TYPES, Core, EmulatorApp
 from ._faults import Faults
-from ._lifecycle import Clock, LifecycleConfig, run_view
+from ._lifecycle import STATUS_SPELLINGS, Clock, LifecycleConfig, run_view
 from ._ratelimit import ServerRateLimiter
 from ._state import Store
 
@@ -121,6 +121,8 @@ class Emulator:
 
     `rate_limits`: True (the documented table), False, or a `RateLimits` in emulated
     seconds. Durations are emulated seconds; `latency` is real seconds per request.
+    `status_spelling`: "upper" (COMPLETE, RUNNING, ... as the official CLI shows them) or
+    "docs" (the docs' examples: "completed", "in_progress", "queued", "failed", ...).
     """
 
     def __init__(
@@ -136,7 +138,13 @@ class Emulator:
         api_key: str | None = None,
         org_id: int = 1,
         latency: float = 0.0,
+        status_spelling: str = "upper",
     ) -> None:
+        if status_spelling not in STATUS_SPELLINGS:
+            raise ValueError(
+                f"status_spelling must be one of {', '.join(STATUS_SPELLINGS)}, "
+                f"got {status_spelling!r}"
+            )
         if not _is_number(time_scale) or not time_scale > 0:
             raise ValueError(f"time_scale must be a finite number > 0, got {time_scale!r}")
         if not isinstance(seed, int) or isinstance(seed, bool):
@@ -165,6 +173,7 @@ class Emulator:
             faults=self.faults,
             api_key=api_key,
             latency=_non_negative("latency", latency),
+            status_spelling=status_spelling,
         )
         self.app = EmulatorApp(self._core, wire=False)
         self.wire_app = EmulatorApp(self._core, wire=True)
