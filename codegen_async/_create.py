@@ -204,7 +204,8 @@ async def _attempts(
         state.posted = True
         state.last_sent = anyio.current_time()
 
-    for _ in range(policy.max_posts or 1):
+    posts = policy.max_posts or 1
+    for attempt in range(1, posts + 1):
         try:
             return await post(on_send)
         except Exception as exc:
@@ -223,11 +224,12 @@ async def _attempts(
         if not conclusive:
             logger.info("create %s: every lookup failed; not posting again", key)
             break
-        logger.info(
-            "create %s: no run carries the token %.3gs after the POST; posting again",
-            key,
-            policy.commit_horizon,
-        )
+        if attempt < posts:
+            logger.info(
+                "create %s: no run carries the token %.3gs after the POST; posting again",
+                key,
+                policy.commit_horizon,
+            )
     raise _Undecided
 
 

@@ -25,7 +25,7 @@ from .._create import CreatePolicy
 from .._limits import PollPolicy, RateLimits
 from ._app import CREATING_ROUTES, ROUTES, SOURCE_TYPES, Core, EmulatorApp
 from ._faults import Faults
-from ._lifecycle import STATUS_SPELLINGS, Clock, LifecycleConfig, run_view
+from ._lifecycle import STATUS_SPELLINGS, Clock, LifecycleConfig
 from ._ratelimit import ServerRateLimiter
 from ._state import Store
 
@@ -329,7 +329,7 @@ class Emulator:
         now = self._clock.now()
         with self._store.lock:
             runs = list(self._store.run_order)
-        return [copy.deepcopy(run_view(r, now, self._clock)) for r in runs]
+        return [copy.deepcopy(self._core.view(r, now)) for r in runs]
 
     @property
     def prompts(self) -> dict[int, str]:
@@ -387,7 +387,7 @@ class Emulator:
             repo_id=repo_id,
             counted=False,
         )
-        return copy.deepcopy(run_view(run, self._clock.now(), self._clock))
+        return copy.deepcopy(self._core.view(run))
 
     @property
     def users(self) -> list[dict[str, Any]]:
