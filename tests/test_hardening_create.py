@@ -37,10 +37,11 @@ def _runs_by_key(emu: Emulator) -> dict[str, int]:
 async def test_a_late_commit_never_becomes_a_second_run() -> None:
     # Every create commits 8 s (emulated) after it arrived; the client gives up after 1 s.
     # Before the fix, the SDK posted again after its three lookups (~4.75 s): two runs.
-    async with Emulator(time_scale=SCALE, rate_limits=False) as emu:
+    scale = 0.25  # a timeout of 0.25 s real: room for lookups on a loaded machine
+    async with Emulator(time_scale=scale, rate_limits=False) as emu:
         emu.faults.add("commit_delay", route="create_agent_run", seconds=8.0, times=None)
         keys = [f"late-{i}" for i in range(20)]
-        async with _client(emu, timeout=1.0 * SCALE) as client:
+        async with _client(emu, timeout=1.0 * scale) as client:
             await client.users.me()
             runs: dict[str, cg.AgentRun] = {}
 
