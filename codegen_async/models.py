@@ -363,7 +363,7 @@ class OrganizationIntegrations:
 class SetupCommandsResult:
     """The agent run started to generate setup commands (SetupCommandsResponse)."""
 
-    agent_run_id: int
+    agent_run_id: int = attrs.field(metadata=_ID)
     status: str
     url: str
 
@@ -372,7 +372,7 @@ class SetupCommandsResult:
 class LogAnalysis:
     """The agent run started to analyse sandbox logs (AnalyzeLogsResponse)."""
 
-    agent_run_id: int
+    agent_run_id: int = attrs.field(metadata=_ID)
     status: str
     message: str
 

@@ -511,6 +511,8 @@ def test_unstructure_is_json() -> None:
         (AgentRun, {"organization_id": 1}, "id"),
         (models.AgentRunWithLogs, {"organization_id": 1, "logs": []}, "id"),
         (models.AgentRunLog, {}, "agent_run_id"),
+        (models.SetupCommandsResult, {"status": "queued", "url": "u"}, "agent_run_id"),
+        (models.LogAnalysis, {"status": "queued", "message": "m"}, "agent_run_id"),
     ],
 )
 def test_a_run_id_below_one_is_a_response_validation_error(
