@@ -48,6 +48,7 @@ def client(served: ServedEmulator, scale: float) -> cg.AsyncCodegen:
         **served.client_kwargs(),
         rate_limits=cg.RateLimits.documented().scaled(scale),
         poll_policy=cg.PollPolicy().scaled(scale),
+        create_policy=cg.CreatePolicy().scaled(scale),
     )
 
 

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 from ._client import AsyncCodegen
 from ._constants import IDEMPOTENCY_METADATA_KEY
-from ._create import UnconfirmedCreate
+from ._create import CreatePolicy, UnconfirmedCreate
 from ._errors import (
     AgentRunFailedError,
     AgentRunLimitReachedError,
@@ -71,6 +71,7 @@ __all__ = [
     "BadRequestError",
     "CodegenError",
     "ConfigurationError",
+    "CreatePolicy",
     "FunctionOutcome",
     "FunctionResult",
     "HealthCheck",

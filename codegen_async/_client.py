@@ -79,6 +79,7 @@ class AsyncCodegen:
         http_client: httpx.AsyncClient | None = None,
         rate_limits: RateLimits | None = None,
         poll_policy: PollPolicy | None = None,
+        create_policy: CreatePolicy | None = None,
         *,
         max_response_bytes: int | None = None,
         tracing: bool | None = None,
@@ -94,6 +95,10 @@ class AsyncCodegen:
             raise TypeError(f"rate_limits must be a RateLimits, got {type(rate_limits).__name__}")
         if poll_policy is not None and not isinstance(poll_policy, PollPolicy):
             raise TypeError(f"poll_policy must be a PollPolicy, got {type(poll_policy).__name__}")
+        if create_policy is not None and not isinstance(create_policy, CreatePolicy):
+            raise TypeError(
+                f"create_policy must be a CreatePolicy, got {type(create_policy).__name__}"
+            )
         self._settings = resolve_settings(
             api_key=api_key,
             org_id=org_id,
@@ -107,6 +112,7 @@ class AsyncCodegen:
         self.rate_limits = RateLimits.documented() if rate_limits is None else rate_limits
         self.poll_policy = PollPolicy() if poll_policy is None else poll_policy
         self._telemetry = _telemetry.load(self._settings.tracing, self._settings.base_url)
+        self._create_policy = create_policy
         self._http = Pipeline(
             self._settings,
             limiter=RateLimiter(self.rate_limits),
@@ -123,8 +129,9 @@ class AsyncCodegen:
 
     def _attach_resources(self) -> None:
         http, org = self._http, self.organization_id
-        create_policy = CreatePolicy(
-            grace=self.poll_policy.first * 2 / 3, max_posts=self._settings.max_retries + 1
+        create_policy = self._create_policy or CreatePolicy(grace=self.poll_policy.first * 2 / 3)
+        create_policy = create_policy.resolved(
+            call_timeout=http._deadline, max_retries=self._settings.max_retries
         )
         self.agent_runs = AgentRuns(http, org, self._get_poller, self._caller_id, create_policy)
         self.users = Users(http, org)

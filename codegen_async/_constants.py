@@ -4,9 +4,11 @@ from __future__ import annotations
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DOCS_STATUS_WORDS",
     "GROUP_METADATA_KEY",
     "IDEMPOTENCY_METADATA_KEY",
     "ROLE_METADATA_KEY",
+    "STATUS_ALIASES",
     "TERMINAL_STATUSES",
 ]
 
@@ -35,3 +37,16 @@ TERMINAL_STATUSES = frozenset(
         "OUT_OF_TOKENS",
     }
 )
+
+# The docs' examples spell some statuses in their own words, lower case.
+DOCS_STATUS_WORDS = {
+    "COMPLETE": "completed",
+    "FAILED": "failed",
+    "RUNNING": "in_progress",
+    "PENDING": "queued",
+}
+
+# The other words sources use for statuses, read after upper-casing (and "-" or " " as
+# "_"): the docs' words, and "canceled", the American spelling of CANCELLED.
+STATUS_ALIASES = {word.upper(): status for status, word in DOCS_STATUS_WORDS.items()}
+STATUS_ALIASES["CANCELED"] = "CANCELLED"

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 import attrs
 
 from ._errors import ResponseValidationError
-from .models import AgentRunWithLogs, Page, _Model, _OpenStrEnum
+from .models import POSITIVE_ID, AgentRunWithLogs, Page, _Model, _OpenStrEnum
 
 if TYPE_CHECKING:
     import cattrs
@@ -205,6 +205,7 @@ class _Field:
     key: str
     type: Any
     default: Any  # attrs.NOTHING when required
+    positive: bool = False  # an id: an int > 0 (models mark it with POSITIVE_ID)
 
 
 @functools.cache
@@ -215,7 +216,13 @@ def _fields(tp: Any) -> list[_Field]:
     hints = typing.get_type_hints(origin)
     renames = _RENAMES.get(origin, {})
     return [
-        _Field(a.name, renames.get(a.name, a.name), _substitute(hints[a.name], mapping), a.default)
+        _Field(
+            a.name,
+            renames.get(a.name, a.name),
+            _substitute(hints[a.name], mapping),
+            a.default,
+            bool(a.metadata.get(POSITIVE_ID)),
+        )
         for a in attrs.fields(origin)
         if a.init
     ]
@@ -412,6 +419,8 @@ def _make_attrs_hook(tp: Any) -> Hook:
         if field.default is attrs.NOTHING:
             src.lines.append(f"    {var} = o[{field.key!r}]")
             _emit(src, field.type, var, "    ")
+            if field.positive:
+                src.lines.append(f"    if {var} <= 0: raise _Invalid")
         elif field.default is None and _nullable(field.type):
             src.lines.append(f"    {var} = o.get({field.key!r})")
             _emit(src, field.type, var, "    ")
@@ -576,6 +585,8 @@ def _locate_attrs(value: Any, tp: Any, path: str) -> tuple[str, str] | None:
         problem = _locate(value[field.key], field.type, where)
         if problem is not None:
             return problem
+        if field.positive and value[field.key] <= 0:
+            return where, f"expected an id > 0, got {_show(value[field.key])}"
     return None
 
 

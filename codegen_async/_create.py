@@ -4,9 +4,11 @@ Every create carries a client token in the run's `metadata`. When a POST fails i
 that leaves its outcome unknown (the request may have been processed: read timeout,
 connection lost after sending, 408 or any 5xx, a 2xx we could not read, the call's
 deadline), we do not POST blindly again. We *reconcile*: after a short grace period we
-read the caller's newest API runs and return the one that carries the token. Only when
-it is still absent after a bounded window do we POST again, with the same token. If the
-attempts run out undecided, `AmbiguousCreateError(idempotency_key, started_at)` tells the
+read the caller's newest API runs and return the one that carries the token. A server
+may commit a create long after its answer was lost, so we POST again (with the same
+token) only when the lookups have found nothing for a whole commit horizon since the
+last POST went out. One deadline covers the whole create; if it passes, or the attempts
+run out, undecided, `AmbiguousCreateError(idempotency_key, started_at)` tells the
 caller exactly what to look for. A create cancelled by the caller after a POST went out
 leaves its token in `unconfirmed` (and in a WARNING log line), so it is never lost; one
 cancelled before anything was sent (waiting for a rate-limit token) created nothing.
@@ -15,16 +17,26 @@ cancelled before anything was sent (waiting for a rate-limit token) created noth
 from __future__ import annotations
 
 import logging
+import math
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from typing import Any
 
 import anyio
 import attrs
 
 from . import _errors
+from ._limits import _check_factor
 from .models import AgentRun
 
-__all__ = ["AMBIGUOUS", "CreatePolicy", "UnconfirmedCreate", "create_exactly_once"]
+__all__ = [
+    "AMBIGUOUS",
+    "CreatePolicy",
+    "UnconfirmedCreate",
+    "create_exactly_once",
+    "new_idempotency_key",
+]
 
 logger = logging.getLogger("codegen_async")
 
@@ -54,15 +66,87 @@ class UnconfirmedCreate:
     started_at: datetime
 
 
+def new_idempotency_key() -> str:
+    """A fresh client token for one create."""
+    return uuid.uuid4().hex
+
+
+def _check_seconds(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+def _check_count(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    if not (ok or (value is None and attribute.name == "max_posts")):
+        raise ValueError(f"{attribute.name} must be an int >= 1, got {value!r}")
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else _to_float(value)
+
+
+def _to_float(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number of seconds, got {type(value).__name__}")
+    return float(value)
+
+
 @attrs.frozen
 class CreatePolicy:
-    """How hard to look before posting again: `checks` lookups, the first after `grace`
-    seconds and each later one `growth` times further; at most `max_posts` POSTs."""
+    """How a create whose outcome is unknown is settled (times in seconds).
 
-    grace: float = 1.0
-    checks: int = 3
-    growth: float = 1.5
-    max_posts: int = 4
+    After such a failure the run is looked up by its token: the first lookup `grace`
+    after the failure, each later one `growth` times further (at most an eighth of the
+    horizon apart). A POST may go out again only when lookups have found nothing for
+    `commit_horizon` since the last POST went out (a server may commit that late), and
+    after at least `checks` completed lookups; at most `max_posts` POSTs in all (None:
+    the client's `max_retries + 1`). Everything (waits for a rate-limit token, POSTs,
+    lookups) fits in one `deadline` per create (None: the commit horizon plus twice the
+    client's timeout); past it, `AmbiguousCreateError` if a POST went out, else
+    `APITimeoutError`. `.scaled(f)` multiplies every time, like `PollPolicy.scaled`.
+    """
+
+    grace: float = attrs.field(default=1.0, converter=_to_float, validator=_check_seconds)
+    checks: int = attrs.field(default=3, validator=_check_count)
+    growth: float = attrs.field(default=1.5, converter=_to_float)
+    max_posts: int | None = attrs.field(default=None, validator=_check_count)
+    commit_horizon: float = attrs.field(default=60.0, converter=_to_float, validator=_check_seconds)
+    deadline: float | None = attrs.field(
+        default=None, converter=_optional_float, validator=_check_seconds
+    )
+
+    @growth.validator
+    def _check_growth(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if not (math.isfinite(value) and value >= 1):
+            raise ValueError(f"growth must be a finite number >= 1, got {value!r}")
+
+    def scaled(self, factor: float) -> CreatePolicy:
+        """This policy with every time multiplied by `factor` (for a fast emulator clock)."""
+        f = _check_factor(factor)
+        return attrs.evolve(
+            self,
+            grace=self.grace * f,
+            commit_horizon=self.commit_horizon * f,
+            deadline=None if self.deadline is None else self.deadline * f,
+        )
+
+    def resolved(self, *, call_timeout: float, max_retries: int) -> CreatePolicy:
+        """This policy with its defaults filled in from a client's settings."""
+        deadline = self.deadline
+        if deadline is None:
+            deadline = self.commit_horizon + 2 * call_timeout
+        max_posts = max_retries + 1 if self.max_posts is None else self.max_posts
+        return attrs.evolve(self, deadline=deadline, max_posts=max_posts)
+
+
+@attrs.define
+class _Attempts:
+    """What one create has done so far."""
+
+    posted: bool = False
+    last_sent: float = 0.0  # anyio clock time the latest POST went out
+    last_error: Exception | None = None
 
 
 async def create_exactly_once(
@@ -72,73 +156,113 @@ async def create_exactly_once(
     policy: CreatePolicy,
     unconfirmed: list[UnconfirmedCreate],
 ) -> AgentRun:
-    """POST, and after an ambiguous failure find the run by its token before posting again.
+    """POST, and after an ambiguous failure find the run by its token before posting again,
+    all within the policy's one deadline.
 
     `post(on_send)` must call `on_send()` as its request goes out."""
     started_at = datetime.now(timezone.utc)
-    posted = False
-
-    def on_send() -> None:
-        nonlocal posted
-        posted = True
-
-    last: Exception | None = None
+    state = _Attempts()
+    deadline = math.inf if policy.deadline is None else policy.deadline
     try:
-        for _ in range(policy.max_posts):
-            try:
-                return await post(on_send)
-            except Exception as exc:
-                if not is_ambiguous(exc):
-                    if last is not None:  # an earlier attempt may still have created it
-                        found, _ = await _look_for(find, attrs.evolve(policy, grace=0, checks=1))
-                        if found is not None:
-                            return found
-                    raise
-                last = exc
-            logger.info("create %s: outcome unknown (%s); reconciling", key, last)
-            found, conclusive = await _look_for(find, policy)
-            if found is not None:
-                return found
-            if not conclusive:
-                logger.info("create %s: every lookup failed; not posting again", key)
-                break
-            logger.info("create %s: no run carries the token; posting again", key)
+        with anyio.move_on_after(deadline):
+            return await _attempts(post, find, key, policy, state)
     except anyio.get_cancelled_exc_class():
-        if posted:
+        if state.posted:
             _remember(unconfirmed, key, started_at, "cancelled")
         raise
+    except _Undecided:
+        why = f"last error: {state.last_error}"
+    else:
+        if not state.posted:
+            raise _errors.APITimeoutError(
+                f"agent run create did not start within its deadline ({deadline:.3g}s); "
+                "nothing was sent",
+                sent=False,
+            )
+        why = f"deadline of {deadline:.3g}s reached; last error: {state.last_error}"
     _remember(unconfirmed, key, started_at, "undecided")
     raise _errors.AmbiguousCreateError(
-        f"could not confirm whether agent run with idempotency key {key} was created "
-        f"(last error: {last})",
+        f"could not confirm whether agent run with idempotency key {key} was created ({why})",
         idempotency_key=key,
         started_at=started_at,
-        cause=last,
+        cause=state.last_error,
     )
 
 
+class _Undecided(Exception):
+    """Internal: the attempts ran out with the outcome still unknown."""
+
+
+async def _attempts(
+    post: Callable[[Callable[[], None]], Awaitable[AgentRun]],
+    find: Callable[[], Awaitable[AgentRun | None]],
+    key: str,
+    policy: CreatePolicy,
+    state: _Attempts,
+) -> AgentRun:
+    def on_send() -> None:
+        state.posted = True
+        state.last_sent = anyio.current_time()
+
+    posts = policy.max_posts or 1
+    for attempt in range(1, posts + 1):
+        try:
+            return await post(on_send)
+        except Exception as exc:
+            if not is_ambiguous(exc):
+                if state.last_error is not None:  # an earlier POST may still have created it
+                    found, _ = await _look_for(find, attrs.evolve(policy, grace=0, checks=1), 0.0)
+                    if found is not None:
+                        return found
+                raise
+            state.last_error = exc
+        logger.info("create %s: outcome unknown (%s); reconciling", key, state.last_error)
+        horizon_at = state.last_sent + policy.commit_horizon
+        found, conclusive = await _look_for(find, policy, horizon_at)
+        if found is not None:
+            return found
+        if not conclusive:
+            logger.info("create %s: every lookup failed; not posting again", key)
+            break
+        if attempt < posts:
+            logger.info(
+                "create %s: no run carries the token %.3gs after the POST; posting again",
+                key,
+                policy.commit_horizon,
+            )
+    raise _Undecided
+
+
 async def _look_for(
-    find: Callable[[], Awaitable[AgentRun | None]], policy: CreatePolicy
+    find: Callable[[], Awaitable[AgentRun | None]], policy: CreatePolicy, horizon_at: float
 ) -> tuple[AgentRun | None, bool]:
-    """The run carrying the token, if found; and whether any lookup completed (only a
-    completed lookup can show the run is absent; a failed one shows nothing, so it does
-    not count: up to `checks` completed lookups, within `3 * checks` attempts)."""
+    """The run carrying the token, if found; and whether the search was conclusive.
+
+    Looks until a lookup that started at or after `horizon_at` (anyio clock), and at
+    least `checks` completed lookups, found nothing. A failed lookup shows nothing, so it
+    does not count; `3 * checks` failures in a row end the search, inconclusive."""
     delay = policy.grace
-    completed = 0
-    for _ in range(3 * policy.checks):
-        await anyio.sleep(delay)
+    cap = max(policy.grace, policy.commit_horizon / 8)
+    completed = failed_in_a_row = 0
+    while True:
+        now = anyio.current_time()
+        await anyio.sleep(delay if now >= horizon_at else min(delay, horizon_at - now))
+        began = anyio.current_time()
         try:
             found = await find()
         except _errors.CodegenError as exc:
             logger.info("reconciliation lookup failed: %s", exc)
-        else:
-            if found is not None:
-                return found, True
-            completed += 1
-            if completed == policy.checks:
-                break
-            delay *= policy.growth
-    return None, completed > 0
+            failed_in_a_row += 1
+            if failed_in_a_row >= 3 * policy.checks:
+                return None, False
+            continue
+        if found is not None:
+            return found, True
+        completed += 1
+        failed_in_a_row = 0
+        if completed >= policy.checks and began >= horizon_at:
+            return None, True
+        delay = min(cap, delay * policy.growth)
 
 
 def _remember(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 from typing import TypeVar
 
+from . import _errors
 from ._batched import Batched
 from .models import Page
 
@@ -31,27 +32,45 @@ def paginate(
 ) -> Batched[T]:
     """Every item of every page, in order, until the server has no more.
 
-    With `key`, an item seen on an earlier page is not yielded again: lists that grow at
-    the front (newest first) shift items onto the next page while we read.
+    An item seen on an earlier page is not yielded again (told apart by `key`, by default
+    the item's `id`): lists that grow at the front (newest first) shift items onto the
+    next page while we read. A page that brings nothing new ends the listing with
+    `ResponseValidationError`: the server is not paging (it ignores `skip`, or its
+    `total` promises items it never sends).
     """
     check_page_args(0, page_size)
-    return Batched(_pages(fetch, page_size, key))
+    return Batched(_pages(fetch, page_size, _identity if key is None else key))
+
+
+def _identity(item: object) -> Hashable:
+    """What tells a listed item from another: its `id` (every listed model has one)."""
+    ident = getattr(item, "id", None)
+    return repr(item) if ident is None else ident
 
 
 async def _pages(
     fetch: Callable[[int, int], Awaitable[Page[T]]],
     page_size: int,
-    key: Callable[[T], Hashable] | None,
+    key: Callable[[T], Hashable],
 ) -> AsyncGenerator[list[T], None]:
     seen: set[Hashable] = set()
     skip = 0
     while True:
         page = await fetch(skip, page_size)
-        items = page.items if key is None else _unseen(page.items, key, seen)
-        if items:
-            yield items
+        if not page.items:
+            return
+        items = _unseen(page.items, key, seen)
+        if not items:
+            # A server that ignores `skip`, or reports a `total` it never delivers,
+            # would otherwise be read for ever.
+            raise _errors.ResponseValidationError(
+                f"the page at skip={skip} brought nothing new (the server ignores skip, or "
+                f"its total of {page.total} is wrong); stopped after {skip} items",
+                path="items",
+            )
+        yield items
         skip += len(page.items)
-        if not page.items or skip >= page.total:
+        if skip >= page.total:
             return
 
 

@@ -9,12 +9,14 @@ the client.
 from __future__ import annotations
 
 import enum
+import logging
+import threading
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
-from ._constants import TERMINAL_STATUSES
+from ._constants import STATUS_ALIASES, TERMINAL_STATUSES
 
 __all__ = [
     "AgentRun",
@@ -44,6 +46,16 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("codegen_async")
+
+# attrs field metadata: the converter refuses a value <= 0 for a field marked so.
+POSITIVE_ID = "codegen_positive_id"
+
+
+# The metadata of a required int field that must be > 0 (an id the client sends back).
+_ID = {POSITIVE_ID: True}
+
 
 AgentType = Literal["codegen", "claude_code"]
 PRState = Literal["open", "closed", "draft", "ready_for_review"]
@@ -78,7 +90,13 @@ class _OpenStrEnum(str, enum.Enum):
 
 
 class RunStatus(_OpenStrEnum):
-    """The status of an agent run. Unknown statuses are kept and are not terminal."""
+    """The status of an agent run.
+
+    Read case-insensitively, and the docs' other words are mapped ("completed" is
+    COMPLETE, "in_progress" RUNNING, "queued" PENDING, ...: `_constants.STATUS_ALIASES`).
+    A status still unknown is kept as its raw string (logged once per value): it is not
+    terminal, so it never ends a wait by itself. `RunStatus.parse(text)` reads one.
+    """
 
     PENDING = "PENDING"
     ACTIVE = "ACTIVE"
@@ -93,15 +111,53 @@ class RunStatus(_OpenStrEnum):
     MAX_ITERATIONS_REACHED = "MAX_ITERATIONS_REACHED"
     OUT_OF_TOKENS = "OUT_OF_TOKENS"
 
+    @classmethod
+    def parse(cls, text: str) -> RunStatus:
+        """The status `text` names, in any spelling; an unknown one kept as it is."""
+        return cls(text)
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        if not isinstance(value, str):
+            return None
+        word = value.strip().upper().replace("-", "_").replace(" ", "_")
+        known = cls._value2member_map_.get(STATUS_ALIASES.get(word, word))
+        if known is not None:
+            return known
+        _note_unknown_status(value)
+        return super()._missing_(value)
+
     @property
     def is_terminal(self) -> bool:
-        """True when the run no longer changes by itself."""
+        """True when the run no longer changes by itself (never for an unknown status)."""
         return self._value_ in TERMINAL_STATUSES
 
     @property
     def succeeded(self) -> bool:
         """True only for COMPLETE."""
         return self._value_ == "COMPLETE"
+
+    @property
+    def failed(self) -> bool:
+        """True when the run ended without succeeding (terminal, not COMPLETE)."""
+        return self.is_terminal and not self.succeeded
+
+
+# Unknown statuses already logged; bounded, so a server inventing words cannot grow it.
+_UNKNOWN_STATUSES_LOGGED: set[str] = set()
+_UNKNOWN_STATUSES_MAX = 256
+_unknown_lock = threading.Lock()
+
+
+def _note_unknown_status(value: str) -> None:
+    with _unknown_lock:
+        seen = _UNKNOWN_STATUSES_LOGGED
+        if value in seen or len(seen) >= _UNKNOWN_STATUSES_MAX:
+            return
+        _UNKNOWN_STATUSES_LOGGED.add(value)
+    logger.warning(
+        "unknown agent run status %r: kept as it is, and not taken as terminal", value[:100]
+    )
 
 
 class SourceType(_OpenStrEnum):
@@ -150,7 +206,7 @@ class GithubPullRequest(_Model):
 class AgentRun(_Model):
     """One agent run (AgentRunResponse)."""
 
-    id: int
+    id: int = attrs.field(metadata=_ID)
     organization_id: int
     status: RunStatus | None = None
     created_at: datetime | None = None
@@ -176,7 +232,7 @@ class AgentRun(_Model):
 class AgentRunLog(_Model):
     """One step of an agent run's log (AgentRunLogResponse)."""
 
-    agent_run_id: int
+    agent_run_id: int = attrs.field(metadata=_ID)
     created_at: datetime | None = None
     tool_name: str | None = None
     message_type: str | None = None
@@ -190,7 +246,7 @@ class AgentRunLog(_Model):
 class AgentRunWithLogs(_Model):
     """An agent run with one page of its logs (AgentRunWithLogsResponse)."""
 
-    id: int
+    id: int = attrs.field(metadata=_ID)
     organization_id: int
     logs: list[AgentRunLog]
     status: RunStatus | None = None
@@ -321,7 +377,7 @@ class OrganizationIntegrations(_Model):
 class SetupCommandsResult(_Model):
     """The agent run started to generate setup commands (SetupCommandsResponse)."""
 
-    agent_run_id: int
+    agent_run_id: int = attrs.field(metadata=_ID)
     status: str
     url: str
 
@@ -330,7 +386,7 @@ class SetupCommandsResult(_Model):
 class LogAnalysis(_Model):
     """The agent run started to analyse sandbox logs (AnalyzeLogsResponse)."""
 
-    agent_run_id: int
+    agent_run_id: int = attrs.field(metadata=_ID)
     status: str
     message: str
 

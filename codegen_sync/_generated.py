@@ -31,6 +31,7 @@ from codegen_async import (
     AgentRunLog,
     AgentRunWithLogs,
     APIResponse,
+    CreatePolicy,
     FunctionOutcome,
     FunctionResult,
     HealthCheck,
@@ -47,7 +48,6 @@ from codegen_async import (
     UnconfirmedCreate,
     User,
 )
-from codegen_async._create import CreatePolicy
 from codegen_async._settings import Settings
 from codegen_async.models import (
     AgentType,
@@ -108,6 +108,7 @@ class Codegen:
         http_client: httpx.AsyncClient | None = None,
         rate_limits: RateLimits | None = None,
         poll_policy: PollPolicy | None = None,
+        create_policy: CreatePolicy | None = None,
         *,
         max_response_bytes: int | None = None,
         tracing: bool | None = None,
@@ -125,6 +126,7 @@ class Codegen:
                 http_client,
                 rate_limits,
                 poll_policy,
+                create_policy,
                 max_response_bytes=max_response_bytes,
                 tracing=tracing,
             ),

@@ -76,6 +76,7 @@ def client_for(api: FakeAPI, *, max_retries: int = 3) -> cg.AsyncCodegen:
         http_client=httpx.AsyncClient(transport=httpx.MockTransport(api.handler)),
         rate_limits=cg.RateLimits.off(),
         poll_policy=cg.PollPolicy().scaled(0.001),
+        create_policy=cg.CreatePolicy().scaled(0.001),
     )
 
 

@@ -96,6 +96,8 @@ def strategy(schema: dict[str, Any], name: str = "") -> st.SearchStrategy[Any]:
         return st.none()
     if kind == "string" and name == "created_at":
         return timestamps()
+    if kind == "integer" and name in ("id", "agent_run_id"):
+        return st.integers(min_value=1)  # the SDK refuses an id <= 0 (tests/test_models.py)
     if kind == "string" and name == "status":
         return st.sampled_from([s.value for s in models.RunStatus]) | st.text(max_size=10)
     leaves: dict[str, st.SearchStrategy[Any]] = {

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from codegen_async._create import CreatePolicy
 from codegen_async._limits import PollPolicy, RateLimits
 from codegen_async.testing import ROUTES, Emulator, result_for
 
@@ -477,6 +478,7 @@ def test_client_options_match_the_emulator() -> None:
             "org_id": emu.org_id,
             "rate_limits": RateLimits.documented().scaled(0.01),
             "poll_policy": PollPolicy().scaled(0.01),
+            "create_policy": CreatePolicy().scaled(0.01),
         }
         assert isinstance(client, httpx.AsyncClient)
         assert not client.is_closed

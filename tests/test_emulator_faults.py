@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx
 import pytest
 
@@ -204,6 +205,39 @@ async def test_list_delay_hides_a_new_run_for_a_while() -> None:
 
 
 @pytest.mark.anyio
+async def test_commit_delay_commits_late_even_when_the_client_gave_up() -> None:
+    emu = Emulator(rate_limits=False, time_scale=0.01)
+    emu.faults.add("commit_delay", route="create_agent_run", seconds=20)  # 0.2 s real
+    async with api(emu) as c:
+        with anyio.move_on_after(0.05) as scope:  # the client gives up, the handler too
+            await c.post(org_url(emu, "/agent/run"), json={"prompt": "p"})
+        assert scope.cancelled_caught
+        hidden = (await c.get(org_url(emu, "/agent/runs"))).json()
+        emu.advance(21)
+        shown = (await c.get(org_url(emu, "/agent/runs"))).json()
+        # Only the first create was delayed; an answered one comes back at once.
+        answered = await c.post(org_url(emu, "/agent/run"), json={"prompt": "q"})
+    assert hidden["total"] == 0
+    assert shown["total"] == 1
+    assert answered.status_code == 200
+    assert emu.counters.faults_injected["commit_delay"] == 1
+
+
+@pytest.mark.anyio
+async def test_commit_delay_answers_once_committed() -> None:
+    emu = Emulator(rate_limits=False, time_scale=0.01)
+    emu.faults.add("commit_delay", route="create_agent_run", seconds=5)
+    async with api(emu) as c:
+        started = emu.now()
+        response = await c.post(org_url(emu, "/agent/run"), json={"prompt": "p"})
+        waited = emu.now() - started
+        listed = (await c.get(org_url(emu, "/agent/runs"))).json()
+    assert response.status_code == 200
+    assert waited >= 5
+    assert [r["id"] for r in listed["items"]] == [response.json()["id"]]
+
+
+@pytest.mark.anyio
 async def test_random_faults_are_reproducible() -> None:
     async def statuses(seed: int) -> list[int]:
         emu = Emulator(rate_limits=False)
@@ -227,6 +261,8 @@ async def test_random_faults_are_reproducible() -> None:
         ({"kind": "explode"}, "kind"),
         ({"kind": "error_before", "route": "nope"}, "route"),
         ({"kind": "list_delay", "route": "get_agent_run"}, "route"),
+        ({"kind": "commit_delay", "route": "get_agent_run"}, "route"),
+        ({"kind": "commit_delay", "seconds": float("inf")}, "seconds"),
         ({"kind": "error_before", "status": 200}, "status"),
         ({"kind": "latency", "seconds": -1}, "seconds"),
         ({"kind": "error_before", "times": 0}, "times"),
@@ -240,7 +276,10 @@ def test_fault_arguments_are_validated(kwargs: dict[str, object], name: str) -> 
         emu.faults.random(rate=2)
     with pytest.raises(ValueError, match="list_delay"):
         emu.faults.random(rate=0.1, kinds=["list_delay"])
+    with pytest.raises(ValueError, match="commit_delay"):
+        emu.faults.random(rate=0.1, kinds=["commit_delay"])
     assert "list_delay" in FAULT_KINDS
+    assert "commit_delay" in FAULT_KINDS
 
 
 @pytest.mark.network

@@ -502,3 +502,31 @@ def test_unstructure_is_json() -> None:
     assert data["created_at"] == "2026-01-02T03:04:05.678901+00:00"
     assert data["github_pull_requests"][0]["created_at"] == "2026-01-02T04:00:00+00:00"
     assert json.loads(json.dumps(data)) == data
+
+
+@pytest.mark.parametrize("bad_id", [0, -5])
+@pytest.mark.parametrize(
+    ("cls", "data", "path"),
+    [
+        (AgentRun, {"organization_id": 1}, "id"),
+        (models.AgentRunWithLogs, {"organization_id": 1, "logs": []}, "id"),
+        (models.AgentRunLog, {}, "agent_run_id"),
+        (models.SetupCommandsResult, {"status": "queued", "url": "u"}, "agent_run_id"),
+        (models.LogAnalysis, {"status": "queued", "message": "m"}, "agent_run_id"),
+    ],
+)
+def test_a_run_id_below_one_is_a_response_validation_error(
+    bad_id: int, cls: Any, data: dict[str, Any], path: str
+) -> None:
+    # Before: decoded, then `get(run.id)` raised a bare ValueError from argument checks.
+    error = expect_error({**data, path: bad_id}, cls)
+    assert error.path == path
+    assert "id > 0" in str(error)
+    assert structure({**data, path: 7}, cls) is not None
+
+
+def test_a_bad_run_id_inside_a_page_is_named_by_its_place() -> None:
+    runs = [{"id": 3, "organization_id": 1}, {"id": -5, "organization_id": 1}]
+    page = {"items": runs, "total": 2, "page": 1, "size": 2, "pages": 1}
+    error = expect_error(page, Page[AgentRun])
+    assert error.path == "items[1].id"

@@ -172,6 +172,7 @@ async def test_soak_every_input_once_no_duplicates_memory_flat(
         max_retries=5,
         rate_limits=cg.RateLimits.documented().scaled(SCALE),
         poll_policy=cg.PollPolicy().scaled(SCALE),
+        create_policy=cg.CreatePolicy().scaled(SCALE),
     )
     tally = Tally()
     started = time.monotonic()

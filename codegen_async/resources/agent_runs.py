@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import _validate
 from .._constants import IDEMPOTENCY_METADATA_KEY
-from .._create import CreatePolicy, UnconfirmedCreate, create_exactly_once
+from .._create import CreatePolicy, UnconfirmedCreate, create_exactly_once, new_idempotency_key
 from .._http import Pipeline, RetryPolicy
 from .._limits import RateClass
 from .._pagination import MAX_PAGE_SIZE, check_page_args, paginate
@@ -82,7 +81,7 @@ class AgentRuns(Resource):
         if images is not None:
             body["images"] = _validate.data_uris(images)
         meta = _validate.json_object("metadata", metadata) or {}
-        key = uuid.uuid4().hex if idempotency_key is None else idempotency_key
+        key = new_idempotency_key() if idempotency_key is None else idempotency_key
         meta[IDEMPOTENCY_METADATA_KEY] = _validate.text("idempotency_key", key)
         body["metadata"] = meta
         path = await self._org_path("/agent/run")

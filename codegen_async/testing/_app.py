@@ -23,7 +23,7 @@ import httpx
 
 from .._limits import RateClass
 from ._faults import FAULT_HEADER, NO_PLAN, Action, Faults
-from ._lifecycle import Run, logs_at, run_view
+from ._lifecycle import Run, logs_at, run_view, spell_status
 from ._ratelimit import ServerRateLimiter
 from ._state import Conflict, NotFound, Store
 
@@ -263,6 +263,7 @@ class Ctx:
     core: Core
     route: Route
     args: dict[str, Any]
+    commit_delay: float = 0.0  # emulated seconds before a create commits (commit_delay fault)
 
     @property
     def store(self) -> Store:
@@ -325,7 +326,7 @@ def h_get_current_user(ctx: Ctx) -> Any:
 
 
 def _create(ctx: Ctx, prompt: str, source_type: str, **kwargs: Any) -> Any:
-    delay = ctx.core.faults.take_list_delay(ctx.route.name)
+    delay = max(ctx.core.faults.take_list_delay(ctx.route.name), ctx.commit_delay)
     return ctx.store.create_run(
         prompt,
         user_id=ctx.store.caller["id"],
@@ -437,7 +438,7 @@ def h_generate_setup_commands(ctx: Ctx) -> Any:
         raise _not_found("repo")
     prompt = ctx.args["prompt"] or f"Generate setup commands for {repo['full_name']}"
     run = _create(ctx, prompt, "SETUP_COMMANDS", repo_id=repo["id"])
-    status = run.status(ctx.store.clock.now())
+    status = ctx.core.spell(run.status(ctx.store.clock.now()))
     return {"agent_run_id": run.id, "status": status, "url": run.web_url}
 
 
@@ -469,7 +470,7 @@ def h_analyze_sandbox_logs(ctx: Ctx) -> Any:
     run = _create(ctx, f"Analyze the setup logs of sandbox {sandbox_id}", "API")
     return {
         "agent_run_id": run.id,
-        "status": run.status(ctx.store.clock.now()),
+        "status": ctx.core.spell(run.status(ctx.store.clock.now())),
         "message": f"Log analysis started for sandbox {sandbox_id}.",
     }
 
@@ -749,6 +750,7 @@ class Core:
         faults: Faults,
         api_key: str,
         latency: float,
+        status_spelling: str = "upper",
     ) -> None:
         self.store = store
         self.limiter = limiter
@@ -756,12 +758,19 @@ class Core:
         self.token = api_key.encode()
         self.api_key = api_key
         self.latency = latency
+        self.status_spelling = status_spelling
         self.router = Router(_ROUTE_TABLE)
         self.clock = store.clock
 
     def view(self, run: Run, now: float | None = None) -> dict[str, Any]:
         t = self.clock.now() if now is None else now
-        return run_view(run, t, self.clock)
+        view = run_view(run, t, self.clock)
+        view["status"] = self.spell(view["status"])
+        return view
+
+    def spell(self, status: str) -> str:
+        """A status as this Emulator answers it (see `Emulator(status_spelling=...)`)."""
+        return spell_status(status, self.status_spelling)
 
     def view_bytes(self, run: Run) -> bytes:
         """The encoded run, reused while only time passed and the status held."""
@@ -770,7 +779,9 @@ class Core:
         cached = run.cache
         if cached is not None and cached[0] == status:
             return cached[1]
-        body = _encode(run_view(run, now, self.clock, status))
+        view = run_view(run, now, self.clock, status)
+        view["status"] = self.spell(status)
+        body = _encode(view)
         run.cache = (status, body)
         return body
 
@@ -797,7 +808,9 @@ class Core:
             await anyio.sleep(delay)
         if plan.before is not None:
             return self._before_fault(plan.before)
-        result = await self._answer(route, raw_path, scope, receive)
+        result = await self._answer(route, raw_path, scope, receive, plan.commit_delay)
+        if plan.commit_delay > 0:  # the run was stored hidden: it commits, then we answer
+            await anyio.sleep(plan.commit_delay * self.clock.scale)
         if 200 <= result.status < 300 and (self.faults.active or plan.after is not None):
             action = self.faults.take_after(route.name, plan)
             if action is not None:
@@ -805,7 +818,12 @@ class Core:
         return result
 
     async def _answer(
-        self, route: Route, raw_path: dict[str, str], scope: Scope, receive: Receive
+        self,
+        route: Route,
+        raw_path: dict[str, str],
+        scope: Scope,
+        receive: Receive,
+        commit_delay: float = 0.0,
     ) -> Outcome:
         if not self._authorized(scope):
             return outcome(401, error_payload(401))
@@ -818,7 +836,7 @@ class Core:
             args = await self._arguments(route, raw_path, scope, receive)
             if route.org_field is not None and args[route.org_field] != self.store.org["id"]:
                 return outcome(403, error_payload(403))
-            return outcome(200, route.handler(Ctx(self, route, args)))
+            return outcome(200, route.handler(Ctx(self, route, args, commit_delay)))
         except Invalid as exc:
             return outcome(422, {"detail": exc.detail})
         except Reply as exc:

@@ -21,10 +21,11 @@ from typing import Any
 import attrs
 import httpx
 
+from .._create import CreatePolicy
 from .._limits import PollPolicy, RateLimits
 from ._app import CREATING_ROUTES, ROUTES, SOURCE_TYPES, Core, EmulatorApp
 from ._faults import Faults
-from ._lifecycle import Clock, LifecycleConfig, run_view
+from ._lifecycle import STATUS_SPELLINGS, Clock, LifecycleConfig
 from ._ratelimit import ServerRateLimiter
 from ._state import Store
 
@@ -120,6 +121,8 @@ class Emulator:
 
     `rate_limits`: True (the documented table), False, or a `RateLimits` in emulated
     seconds. Durations are emulated seconds; `latency` is real seconds per request.
+    `status_spelling`: "upper" (COMPLETE, RUNNING, ... as the official CLI shows them) or
+    "docs" (the docs' examples: "completed", "in_progress", "queued", "failed", ...).
     """
 
     def __init__(
@@ -135,7 +138,13 @@ class Emulator:
         api_key: str | None = None,
         org_id: int = 1,
         latency: float = 0.0,
+        status_spelling: str = "upper",
     ) -> None:
+        if status_spelling not in STATUS_SPELLINGS:
+            raise ValueError(
+                f"status_spelling must be one of {', '.join(STATUS_SPELLINGS)}, "
+                f"got {status_spelling!r}"
+            )
         if not _is_number(time_scale) or not time_scale > 0:
             raise ValueError(f"time_scale must be a finite number > 0, got {time_scale!r}")
         if not isinstance(seed, int) or isinstance(seed, bool):
@@ -164,6 +173,7 @@ class Emulator:
             faults=self.faults,
             api_key=api_key,
             latency=_non_negative("latency", latency),
+            status_spelling=status_spelling,
         )
         self.app = EmulatorApp(self._core, wire=False)
         self.wire_app = EmulatorApp(self._core, wire=True)
@@ -217,6 +227,7 @@ class Emulator:
             "org_id": self.org_id,
             "rate_limits": self._limits.scaled(self.time_scale),
             "poll_policy": PollPolicy().scaled(self.time_scale),
+            "create_policy": CreatePolicy().scaled(self.time_scale),
         }
         if not self.serving:
             client = httpx.AsyncClient(transport=self.transport(), base_url=IN_PROCESS_BASE_URL)
@@ -318,7 +329,7 @@ class Emulator:
         now = self._clock.now()
         with self._store.lock:
             runs = list(self._store.run_order)
-        return [copy.deepcopy(run_view(r, now, self._clock)) for r in runs]
+        return [copy.deepcopy(self._core.view(r, now)) for r in runs]
 
     @property
     def prompts(self) -> dict[int, str]:
@@ -376,7 +387,7 @@ class Emulator:
             repo_id=repo_id,
             counted=False,
         )
-        return copy.deepcopy(run_view(run, self._clock.now(), self._clock))
+        return copy.deepcopy(self._core.view(run))
 
     @property
     def users(self) -> list[dict[str, Any]]:

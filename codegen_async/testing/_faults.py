@@ -14,6 +14,10 @@ its handler succeeded and committed ("after" kinds):
 - `truncate`            do the work, send the head and half the body, then close
 - `drip`                do the work, send the body slowly (`seconds` per chunk)
 - `list_delay`          a created run shows in the list only `seconds` (emulated) later
+- `commit_delay`        a create commits `seconds` (emulated) after its request arrived:
+                        the run shows in the list only then, and the answer comes only
+                        then (a client that gave up first sees a timeout, and the run
+                        appears all the same)
 
 Connection-level kinds need a real socket. When the app is served (see
 `Emulator.serve`) it asks the fault proxy for them with the response header
@@ -48,7 +52,14 @@ FAULT_HEADER = "x-emulator-fault"
 # The proxy sends a dripped body in chunks of this many bytes.
 DRIP_CHUNK_BYTES = 64
 
-BEFORE_KINDS = ("error_before", "close_before", "reset", "latency", "rate_limited")
+BEFORE_KINDS = (
+    "error_before",
+    "close_before",
+    "reset",
+    "latency",
+    "rate_limited",
+    "commit_delay",
+)
 AFTER_KINDS = (
     "error_after_commit",
     "close_after_commit",
@@ -59,7 +70,15 @@ AFTER_KINDS = (
 )
 FAULT_KINDS = BEFORE_KINDS + AFTER_KINDS
 _ERROR_KINDS = frozenset({"error_before", "error_after_commit"})
-_DEFAULT_SECONDS = {"latency": 0.05, "rate_limited": 1.0, "drip": 0.01, "list_delay": 5.0}
+_DEFAULT_SECONDS = {
+    "latency": 0.05,
+    "rate_limited": 1.0,
+    "drip": 0.01,
+    "list_delay": 5.0,
+    "commit_delay": 8.0,
+}
+# Kinds that only apply to routes that create something, and cannot be random.
+_CREATING_ONLY = frozenset({"list_delay", "commit_delay"})
 _DEFAULT_RANDOM_KINDS = ("error_before", "error_after_commit", "close_before", "close_after_commit")
 
 
@@ -124,6 +143,7 @@ class Plan:
     latency: float = 0.0
     before: Action | None = None
     after: Action | None = None  # a random "after" fault rolled on arrival
+    commit_delay: float = 0.0  # emulated seconds before a create commits and answers
 
 
 NO_PLAN = Plan()
@@ -152,7 +172,8 @@ class Faults:
     ) -> Fault:
         """Inject `kind` on `route` (None: every route) for the next `times` requests
         it applies to (None: for ever). `status` is for the error kinds, `seconds` for
-        latency / rate_limited / drip (real seconds) and list_delay (emulated seconds)."""
+        latency / rate_limited / drip (real seconds) and list_delay / commit_delay
+        (emulated seconds)."""
         self._check_kind(kind)
         self._check_route(kind, route)
         if times is not None and (not _is_int(times) or times < 1):
@@ -183,8 +204,8 @@ class Faults:
             raise ValueError("kinds must name at least one fault kind")
         for kind in chosen:
             self._check_kind(kind)
-            if kind == "list_delay":
-                raise ValueError("kinds: list_delay cannot be random; use add()")
+            if kind in _CREATING_ONLY:
+                raise ValueError(f"kinds: {kind} cannot be random; use add()")
         route_set = None if routes is None else frozenset(routes)
         for route in route_set or ():
             self._check_route(chosen[0], route)
@@ -226,7 +247,7 @@ class Faults:
     def take_before(self, route: str) -> Plan:
         """Latency to add and the fault to apply before the request does anything."""
         with self._lock:
-            latency = 0.0
+            latency = commit_delay = 0.0
             before: Action | None = None
             for fault in self._faults:
                 if fault.exhausted or fault.kind not in BEFORE_KINDS:
@@ -235,6 +256,10 @@ class Faults:
                     continue
                 if fault.kind == "latency":
                     latency += fault.seconds
+                elif fault.kind == "commit_delay":
+                    if route not in self._creating or commit_delay:
+                        continue
+                    commit_delay = fault.seconds
                 elif before is None:
                     before = fault.action()
                 else:
@@ -252,7 +277,7 @@ class Faults:
                     before = rolled
                     self._count(rolled.kind)
             self._prune()
-            return Plan(latency, before, after)
+            return Plan(latency, before, after, commit_delay)
 
     def take_after(self, route: str, plan: Plan) -> Action | None:
         """The fault to apply to a request whose handler succeeded."""
@@ -311,10 +336,8 @@ class Faults:
             return
         if route not in self._routes:
             raise ValueError(f"route must be one of ROUTES or None, got {route!r}")
-        if kind == "list_delay" and route not in self._creating:
-            raise ValueError(
-                f"route: list_delay applies to {sorted(self._creating)}, not {route!r}"
-            )
+        if kind in _CREATING_ONLY and route not in self._creating:
+            raise ValueError(f"route: {kind} applies to {sorted(self._creating)}, not {route!r}")
 
 
 def _is_int(value: object) -> bool:

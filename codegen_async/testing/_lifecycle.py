@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from .._constants import TERMINAL_STATUSES
+from .._constants import DOCS_STATUS_WORDS, TERMINAL_STATUSES
 
 __all__ = [
     "Clock",
@@ -26,6 +26,7 @@ __all__ = [
     "plan_leg",
     "result_for",
     "run_view",
+    "spell_status",
     "unit_hash",
 ]
 
@@ -267,6 +268,17 @@ def _pull_requests(run: Run, leg: Leg, clock: Clock) -> list[dict[str, Any]]:
             "head_branch_name": f"codegen-bot/run-{run.id}",
         }
     ]
+
+
+STATUS_SPELLINGS = ("upper", "docs")
+
+
+def spell_status(status: str, spelling: str) -> str:
+    """`status` as the Emulator answers it: "upper" (the official CLI's COMPLETE, ...)
+    or "docs" (the docs' examples: "completed", "in_progress", "queued", else lower case)."""
+    if spelling == "docs":
+        return DOCS_STATUS_WORDS.get(status) or status.lower()
+    return status
 
 
 def run_view(run: Run, t: float, clock: Clock, status: str | None = None) -> dict[str, Any]:
