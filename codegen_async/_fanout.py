@@ -398,8 +398,9 @@ class RunMany:
         try:
             if self._drive_scope is not None:
                 self._drive_scope.cancel()
-            self._driving = False  # a driver never started must not be waited for
-            await tg.__aexit__(exc_type, exc, tb)
+            # The body's own exception, if any, propagates from here as it is (not in a
+            # group): the task group only waits for the driver, cancelled just now.
+            await tg.__aexit__(None, None, None)
         finally:
             with anyio.CancelScope(shield=True):
                 await self.aclose()

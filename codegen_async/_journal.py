@@ -20,6 +20,7 @@ did not create.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import hashlib
@@ -29,7 +30,7 @@ import os
 import socket
 import sqlite3
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -187,34 +188,42 @@ class Journal:
         return journal
 
     def _start(self, fingerprints: list[str], group_id: str) -> None:
-        conn, path = self._conn, self.path
-        try:
+        # Read and check first, writing nothing: a file that is not ours stays as it is.
+        # The first read takes the lock (EXCLUSIVE mode keeps it), so a journal another
+        # batch holds is refused here.
+        conn = self._conn
+        with self._sqlite_errors("cannot open"):
             conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        with self._sqlite_errors("cannot read"):
+            if tables:
+                self._check(tables, fingerprints)
+        with self._sqlite_errors("cannot write to"):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("BEGIN IMMEDIATE")  # the write lock, held until the connection closes
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise _errors.JournalInUseError(
-                    f"journal {path} is held by another live batch (another process, or "
-                    "another fan-out of this one); wait for it to end, or stop it, then run "
-                    "again",
-                    path=path,
-                ) from None
-            raise self._error("cannot open", exc) from None
-        except sqlite3.DatabaseError as exc:
-            raise self._foreign(str(exc)) from None
-        try:
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            conn.execute("BEGIN IMMEDIATE")
             if not tables:
                 self._create(fingerprints, group_id)
-            else:
-                self._check(tables, fingerprints)
             owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('owner', ?)", (json.dumps(owner),))
             conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            raise self._error("cannot read", exc) from None
+
+    @contextlib.contextmanager
+    def _sqlite_errors(self, doing: str) -> Iterator[None]:
+        """sqlite3's errors as JournalErrors that name the file and the cause."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise _errors.JournalInUseError(
+                    f"journal {self.path} is held by another live batch (another process, "
+                    "or another fan-out of this one); wait for it to end, or stop it, then "
+                    "run again",
+                    path=self.path,
+                ) from None
+            raise self._error(doing, exc) from None
+        except sqlite3.DatabaseError as exc:  # "file is not a database", malformed
+            raise self._foreign(str(exc)) from None
 
     def _create(self, fingerprints: list[str], group_id: str) -> None:
         conn = self._conn
@@ -355,7 +364,8 @@ class Journal:
                     conn.execute(sql, params)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLITE_FULL and a few others roll back by themselves
+                    conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             self._broken = self._error("cannot write to", exc)
