@@ -83,6 +83,8 @@ def _report(exc: BaseException, out: Output, created: Created) -> int:
         keys = ", ".join(u.idempotency_key for u in created.unconfirmed)
         if keys:  # posted, then interrupted before the answer: the run may exist
             left += f"; creates of unknown outcome (metadata {IDEMPOTENCY_METADATA_KEY}): {keys}"
+        if created.resume_hint:
+            left += f"; {created.resume_hint}"
         out.note(f"interrupted{left}")
         return INTERRUPTED
     if isinstance(leaf, CliError):

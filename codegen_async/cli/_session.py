@@ -28,6 +28,7 @@ class Created:
         self._ids: list[int] = []
         self._lists: list[list[int]] = []
         self.unconfirmed: list[UnconfirmedCreate] = []  # the client's, once it exists
+        self.resume_hint: str | None = None  # how to resume (a journaled batch)
 
     def add(self, run_id: int) -> None:
         self._ids.append(run_id)
