@@ -242,6 +242,7 @@ class RunMany:
         self._on_progress = on_progress
         self._journal_path = None if journal is None else check_path(journal)
         self._journal: Journal | None = None
+        self._marks: dict[int, int] = {}  # input -> journal mark of its staged outcome
         self.group_id = uuid.uuid4().hex
         self._metadata = {GROUP_METADATA_KEY: self.group_id, **(metadata or {})}
         self._flights: dict[int, _Flight] = {}
@@ -295,7 +296,7 @@ class RunMany:
                 await self.aclose()
                 raise StopAsyncIteration
             await self._advance()
-        await self._flush()
+        await self._flush(self._outcomes[0].index)
         return self._take()
 
     def _take(self) -> RunOutcome:
@@ -318,7 +319,7 @@ class RunMany:
             while events:
                 event = events.popleft()
                 if event.outcome is not None:
-                    await self._flush()
+                    await self._flush(event.outcome.index)
                     if not event.outcome.replayed:
                         self._backlog -= 1
                         if self._tg is not None:
@@ -467,9 +468,12 @@ class RunMany:
         for outcome in replays:
             self._report(outcome)
 
-    async def _flush(self) -> None:
-        if self._journal is not None:
-            await self._journal.flush()
+    async def _flush(self, index: int) -> None:
+        """Commit the outcome of input `index` (and all staged with it) before it is
+        handed out."""
+        mark = self._marks.pop(index, None)
+        if self._journal is not None and mark is not None:
+            await self._journal.flush(mark)
 
     # -- the background task (inside `async with`) --------------------------------------
 
@@ -674,6 +678,7 @@ class RunMany:
         outcome = RunOutcome(index, item, None if error else run, error, run_id)
         if self._journal is not None and _settles(error):
             self._journal.stage_outcome(index, outcome.run, error, run_id)
+            self._marks[index] = self._journal.staged
         self._backlog += 1
         self._report(outcome, run=run)
 

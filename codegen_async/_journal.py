@@ -146,6 +146,8 @@ class Journal:
         self.path = path
         self._conn = conn
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._must_sync = False  # a staged write must reach the disk (fsync) when committed
+        self._synchronous = "FULL"
         self._staged = 0
         self._flushed = 0
         self._broken: _errors.JournalError | None = None
@@ -314,6 +316,7 @@ class Journal:
             "UPDATE inputs SET idem_key = ?, keyed_at = ? WHERE idx = ?",
             (key, at.isoformat(), index),
         )
+        self._must_sync = True  # the one write a crash (or power loss) must not undo
 
     def stage_created(self, index: int, run_id: int, status: str | None) -> None:
         self._stage(
@@ -336,11 +339,17 @@ class Journal:
         self._pending.append((sql, params))
         self._staged += 1
 
-    async def flush(self) -> None:
-        """Commit everything staged so far (and what others staged meanwhile), durably."""
+    @property
+    def staged(self) -> int:
+        """How many writes were staged so far (a mark for `flush(upto=...)`)."""
+        return self._staged
+
+    async def flush(self, upto: int | None = None) -> None:
+        """Commit everything staged so far (and what others staged meanwhile), durably;
+        with `upto`, only if the writes up to that mark are not committed yet."""
         if self._broken is not None:
             raise self._broken
-        target = self._staged
+        target = self._staged if upto is None else upto
         if self._flushed >= target:
             return
         async with self._lock:
@@ -351,13 +360,22 @@ class Journal:
             if self._broken is not None:
                 raise self._broken
             ops, self._pending = self._pending, []
+            sync, self._must_sync = self._must_sync, False
             await anyio.to_thread.run_sync(
-                functools.partial(self._write, ops, self._staged), limiter=self._limiter
+                functools.partial(self._write, ops, self._staged, sync), limiter=self._limiter
             )
 
-    def _write(self, ops: list[tuple[str, tuple[Any, ...]]], upto: int) -> None:
+    def _write(self, ops: list[tuple[str, tuple[Any, ...]]], upto: int, sync: bool = True) -> None:
+        """Commit `ops` in one transaction. With `sync`, the commit is on the disk when
+        this returns (fsync); without, it survives the process (kill -9) but maybe not a
+        power loss, which costs nothing here: a lost run id or outcome is found again
+        by a resume (by key, by polling), and a later synced commit carries it too."""
         conn = self._conn
         try:
+            level = "FULL" if sync else "NORMAL"
+            if level != self._synchronous:
+                conn.execute(f"PRAGMA synchronous={level}")
+                self._synchronous = level
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in ops:
