@@ -279,3 +279,63 @@ async def test_an_outcome_does_not_wait_behind_a_stuck_create(emu: Emulator) -> 
         # Leaving the block cancelled the stuck create: nothing left running here.
         assert client._get_poller().watched == 0
         assert len(fan_out.unconfirmed) == 1
+
+
+# -- a key journaled, its answer never seen ---------------------------------------------
+
+
+async def journal_with_keys(path: Path, prompts: list[str], keys: dict[int, str]) -> None:
+    """A journal as a process killed right after committing these keys leaves it."""
+    from datetime import datetime, timezone
+
+    from codegen_async._fanout import spec_data
+    from codegen_async._journal import Journal
+
+    journal = await Journal.open(str(path), [spec_data(cg.RunSpec(p)) for p in prompts], "g")
+    for index, key in keys.items():
+        journal.stage_key(index, key, datetime.now(timezone.utc))
+    await journal.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_journaled_key_is_reconciled_not_posted_blindly(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    journal = tmp_path / "batch.sqlite3"
+    prompts = ["posted before the crash", "never posted", "never keyed"]
+    await journal_with_keys(journal, prompts, {0: "key-posted", 1: "key-unsent"})
+    seeded = emu.seed_run(prompts[0], metadata={cg.IDEMPOTENCY_METADATA_KEY: "key-posted"})
+    async with client_of(emu) as client:
+        fan_out = client.run_many(prompts, journal=journal)
+        async with fan_out:
+            assert fan_out.resumed == cg.ResumeCounts(finished=0, in_flight=2, to_start=1)
+            outcomes = await fan_out.gather()
+    assert all(o.ok for o in outcomes)
+    assert outcomes[0].run_id == seeded["id"]  # found by its key: not created again
+    assert emu.counters.runs_created == 2
+    by_id = {run["id"]: run for run in emu.runs}
+    keys = [by_id[o.run_id]["metadata"][cg.IDEMPOTENCY_METADATA_KEY] for o in outcomes]
+    assert keys[:2] == ["key-posted", "key-unsent"]  # posted with the journaled key
+    assert [r[2] for r in rows(journal)] == [o.run_id for o in outcomes]
+
+
+@pytest.mark.anyio
+async def test_an_undecided_key_stays_unconfirmed_for_the_next_resume(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    journal = tmp_path / "batch.sqlite3"
+    prompts = ["maybe posted"]
+    await journal_with_keys(journal, prompts, {0: "key-maybe"})
+    async with client_of(emu, max_retries=0) as client:
+        await client.users.me()
+        emu.faults.add("error_before", route="list_agent_runs", status=503, times=None)
+        fan_out = client.run_many(prompts, journal=journal)
+        (outcome,) = await fan_out.gather()
+        assert isinstance(outcome.error, cg.AmbiguousCreateError)
+        assert [u.idempotency_key for u in fan_out.unconfirmed] == ["key-maybe"]
+        assert emu.counters.requests_by_route.get("create_agent_run", 0) == 0
+        assert rows(journal)[0][1:] == ("key-maybe", None, None, None)  # checked next time
+        emu.faults.clear()
+        (outcome,) = await client.gather_many(prompts, journal=journal)
+    assert outcome.ok
+    assert emu.counters.runs_created == 1
