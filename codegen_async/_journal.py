@@ -14,8 +14,11 @@ the write lock when it opens, so a second process gets "database is locked" at o
 and the next process takes over (and recovers the WAL). Every read and write runs in a
 worker thread (`anyio.to_thread`), never on the event loop; writes are staged and
 committed together by `flush()` (group commit: whoever flushes commits everything
-staged so far, in one transaction). Nothing here ever overwrites or deletes a file it
-did not create.
+staged so far, in one transaction). A commit carrying a key is fsynced (synchronous
+FULL: not even a power loss undoes it); the others are not (NORMAL: they survive the
+process, and what a power loss could drop a resume finds again by key or by polling).
+Nothing here ever overwrites or deletes a file: a file that is not a journal of ours is
+refused before anything is written to it.
 """
 
 from __future__ import annotations
