@@ -248,12 +248,17 @@ async def batch_command(s: Session) -> int:
     specs = batch_specs(a)
     labels = [label_of(spec.prompt, spec.repo_id) for spec in specs]
     shown: list[Callable[[ProgressEvent], None]] = []  # the tracker, once it is open
+
+    def on_progress(event: ProgressEvent) -> None:
+        for show in shown:
+            show(event)
+
     fan_out = s.client.run_many(
         specs,
         max_concurrency=a.max_concurrency,
         timeout=a.timeout,
         fail_fast=a.fail_fast,
-        on_progress=lambda event: shown[0](event),
+        on_progress=on_progress,
         journal=a.journal,
     )
     # Entering opens the journal (refusing one for other inputs) and says where an
