@@ -108,10 +108,21 @@ async def test_stopped_inputs_are_taken_up_by_a_resume(tmp_path: Path) -> None:
         assert [type(o.error) for o in first].count(cg.RunNotStartedError) == 5
         emu.advance(1200)  # the three runs in flight are finished now
         emu.configure(run_seconds=0.01)
-        fan_out = client.run_many(PROMPTS, max_concurrency=3, journal=journal)
+        in_flight, peak = 3, 3  # max_concurrency counts the runs the first batch left
+
+        def track(event: cg.ProgressEvent) -> None:
+            nonlocal in_flight, peak
+            if event.kind is cg.ProgressKind.CREATED:
+                in_flight += 1
+                peak = max(peak, in_flight)
+            elif event.outcome is not None:
+                in_flight -= 1
+
+        fan_out = client.run_many(PROMPTS, max_concurrency=3, journal=journal, on_progress=track)
         async with fan_out:
             assert fan_out.resumed == cg.ResumeCounts(finished=0, in_flight=3, to_start=5)
             second = await fan_out.gather()
+    assert peak == 3
     assert all(o.ok and not o.replayed for o in second)
     assert emu.counters.runs_created == len(PROMPTS)
     assert emu.counters.duplicate_creates == 0
