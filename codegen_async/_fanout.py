@@ -64,6 +64,10 @@ logger = logging.getLogger("codegen_async")
 
 # Creates one fan-out step runs side by side (the create rate limit paces them anyway).
 _PARALLEL_CREATES = 4
+# With a journal, the keys of the next inputs are committed (fsynced) together: one disk
+# flush for this many creates. A crash leaves at most this many keys whose create may
+# not have been sent; a resume looks each up before posting it (with the same key).
+_KEYS_PER_COMMIT = 16
 
 
 @attrs.frozen
@@ -243,6 +247,7 @@ class RunMany:
         self._journal_path = None if journal is None else check_path(journal)
         self._journal: Journal | None = None
         self._marks: dict[int, int] = {}  # input -> journal mark of its staged outcome
+        self._reserved: dict[int, tuple[str, int]] = {}  # input -> its key and journal mark
         self.group_id = uuid.uuid4().hex
         self._metadata = {GROUP_METADATA_KEY: self.group_id, **(metadata or {})}
         self._flights: dict[int, _Flight] = {}
@@ -363,6 +368,9 @@ class RunMany:
                 "fan-out %s left with creates of unknown outcome: %s", self.group_id, keys
             )
         if self._journal is not None:
+            for index in self._reserved:  # keys no create was given: nothing was sent
+                self._journal.stage_release(index)
+            self._reserved.clear()
             with anyio.CancelScope(shield=True):
                 await self._journal.aclose()
 
@@ -562,15 +570,20 @@ class RunMany:
         return self._stop_reason is not None or self._closed or self._remaining() <= 0
 
     async def _create(self, index: int, item: RunInput, spec: RunSpec, entry: Entry | None) -> None:
-        key = uuid.uuid4().hex if entry is None or entry.key is None else entry.key
-        self._keys.add(key)
         journal = self._journal
+        mark = 0
+        if entry is not None and entry.key is not None:
+            key = entry.key  # journaled by an earlier process, which may have sent it
+        elif journal is not None:
+            key, mark = self._reserve(journal, index)
+        else:
+            key = uuid.uuid4().hex
+        self._keys.add(key)
         try:
             run = None if entry is None else await self._reconcile(entry, key)
             if run is None:
                 if journal is not None and entry is None:
-                    journal.stage_key(index, key, datetime.datetime.now(datetime.timezone.utc))
-                    await journal.flush()  # durably, before the POST goes out
+                    await journal.flush(mark)  # durably, before the POST goes out
                 run = await self._runs.create(
                     spec.prompt,
                     repo_id=spec.repo_id,
@@ -591,6 +604,27 @@ class RunMany:
         self._flights[run.id] = _Flight(index, item, run.status)
         self._group.add(run)
         self._emit(ProgressKind.CREATED, index, item, run=run)
+
+    def _reserve(self, journal: Journal, index: int) -> tuple[str, int]:
+        """The key of input `index` and the journal mark that makes it durable: staged
+        now together with the keys of the next fresh inputs, unless reserved already."""
+        reserved = self._reserved.pop(index, None)
+        if reserved is not None:
+            return reserved
+        now = datetime.datetime.now(datetime.timezone.utc)
+        batch = [index]
+        for next_index, _, _, entry in self._todo:
+            if len(batch) == _KEYS_PER_COMMIT:
+                break
+            if entry is None and next_index not in self._reserved:
+                batch.append(next_index)
+        keys = {i: uuid.uuid4().hex for i in batch}
+        for i, key in keys.items():
+            journal.stage_key(i, key, now)
+        mark = journal.staged
+        for i in batch[1:]:
+            self._reserved[i] = (keys[i], mark)
+        return keys[index], mark
 
     async def _reconcile(self, entry: Entry, key: str) -> AgentRun | None:
         """A create an earlier process sent (or was about to send) and never heard back

@@ -321,6 +321,14 @@ class Journal:
         )
         self._must_sync = True  # the one write a crash (or power loss) must not undo
 
+    def stage_release(self, index: int) -> None:
+        """Forget a key reserved for an input whose create was never sent."""
+        self._stage(
+            "UPDATE inputs SET idem_key = NULL, keyed_at = NULL "
+            "WHERE idx = ? AND run_id IS NULL AND outcome IS NULL",
+            (index,),
+        )
+
     def stage_created(self, index: int, run_id: int, status: str | None) -> None:
         self._stage(
             "UPDATE inputs SET run_id = ?, status = ? WHERE idx = ?", (run_id, status, index)
@@ -357,7 +365,10 @@ class Journal:
             return
         async with self._lock:
             # Closed: only a fan-out being torn down stages more; what it would add, a
-            # resume derives again (by key and run id).
+            # resume derives again (by key and run id). But a key must never be sent
+            # without being on disk first.
+            if self._closed and self._must_sync:
+                raise _errors.JournalError(f"journal {self.path} is closed", path=self.path)
             if self._flushed >= target or self._closed:
                 return
             if self._broken is not None:
