@@ -25,6 +25,9 @@ from ._errors import (
     BadRequestError,
     CodegenError,
     ConfigurationError,
+    JournalError,
+    JournalInUseError,
+    JournalMismatchError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -34,7 +37,7 @@ from ._errors import (
     ValidationError,
     WaitTimeoutError,
 )
-from ._fanout import ProgressEvent, ProgressKind, RunMany, RunOutcome, RunSpec
+from ._fanout import ProgressEvent, ProgressKind, ResumeCounts, RunMany, RunOutcome, RunSpec
 from ._http import APIResponse
 from ._limits import Limit, PollPolicy, RateClass, RateLimits
 from ._synthesis import DEFAULT_SYNTHESIS_PROMPT, MultiRunResult
@@ -75,6 +78,9 @@ __all__ = [
     "FunctionOutcome",
     "FunctionResult",
     "HealthCheck",
+    "JournalError",
+    "JournalInUseError",
+    "JournalMismatchError",
     "Limit",
     "MultiRunResult",
     "NotFoundError",
@@ -89,6 +95,7 @@ __all__ = [
     "RateLimits",
     "Repository",
     "ResponseValidationError",
+    "ResumeCounts",
     "RunMany",
     "RunNotStartedError",
     "RunOutcome",

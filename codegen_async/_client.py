@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -334,6 +335,7 @@ class AsyncCodegen:
         timeout: float | None = None,
         fail_fast: bool = False,
         on_progress: Callable[[ProgressEvent], object] | None = None,
+        journal: str | os.PathLike[str] | None = None,
     ) -> RunMany:
         """Start a run for every item (a prompt or a `RunSpec`) and yield one `RunOutcome`
         per item as each finishes: `async for outcome in client.run_many(prompts): ...`.
@@ -345,6 +347,11 @@ class AsyncCodegen:
         that is not a success (runs in flight are still awaited and reported).
         `on_progress` receives every `ProgressEvent`. Items are checked before anything
         starts. The runs share a group id in their metadata (`RunMany.group_id`).
+
+        `journal`: a path to an SQLite file (created when missing) that lets the batch
+        outlive this process: the same items with the same journal resume it, replaying
+        finished outcomes (`RunOutcome.replayed`), awaiting runs already created and
+        starting the rest; see the README's "Batches that survive a crash".
         """
         _check_fan_out(max_concurrency, timeout, fail_fast, on_progress)
         return self._run_many(
@@ -353,6 +360,7 @@ class AsyncCodegen:
             timeout=timeout,
             fail_fast=fail_fast,
             on_progress=on_progress,
+            journal=journal,
         )
 
     async def gather_many(
@@ -363,6 +371,7 @@ class AsyncCodegen:
         timeout: float | None = None,
         fail_fast: bool = False,
         on_progress: Callable[[ProgressEvent], object] | None = None,
+        journal: str | os.PathLike[str] | None = None,
     ) -> list[RunOutcome]:
         """`run_many` to the end: one `RunOutcome` per item, in the items' order."""
         _check_fan_out(max_concurrency, timeout, fail_fast, on_progress)
@@ -372,8 +381,10 @@ class AsyncCodegen:
             timeout=timeout,
             fail_fast=fail_fast,
             on_progress=on_progress,
+            journal=journal,
         )
-        return await fan_out.gather()
+        async with fan_out:
+            return await fan_out.gather()
 
     async def multi_run(
         self,
@@ -429,6 +440,7 @@ class AsyncCodegen:
         fail_fast: bool,
         on_progress: Callable[[ProgressEvent], object] | None,
         metadata: Mapping[str, Any] | None = None,
+        journal: str | os.PathLike[str] | None = None,
     ) -> RunMany:
         return RunMany(
             self.agent_runs,
@@ -439,6 +451,7 @@ class AsyncCodegen:
             fail_fast=fail_fast,
             on_progress=on_progress,
             metadata=metadata,
+            journal=journal,
         )
 
 

@@ -14,7 +14,10 @@ CodegenError
 ├── AgentRunFailedError       (.run; raised only with raise_on_failure=True)
 ├── AmbiguousCreateError      (.idempotency_key, .started_at)
 ├── RunNotStartedError        (a fan-out input never started: fail_fast, or its timeout)
-└── ConfigurationError        (also a ValueError: a setting is missing or invalid)
+├── ConfigurationError        (also a ValueError: a setting is missing or invalid)
+└── JournalError              (also a ValueError: a batch journal cannot be used; names the file)
+    ├── JournalMismatchError  (written for other inputs: `.index`, the first that differs)
+    └── JournalInUseError     (held by another live process)
 ```
 """
 
@@ -37,6 +40,9 @@ __all__ = [
     "BadRequestError",
     "CodegenError",
     "ConfigurationError",
+    "JournalError",
+    "JournalInUseError",
+    "JournalMismatchError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -193,6 +199,29 @@ class AmbiguousCreateError(CodegenError):
 class RunNotStartedError(CodegenError):
     """A fan-out input whose run was never created: the fan-out stopped first
     (`fail_fast` after a failure, or its `timeout`). Nothing was sent for it."""
+
+
+class JournalError(CodegenError, ValueError):
+    """A batch journal cannot be used: not a journal of ours, a newer schema, unreadable,
+    or a write failed (disk full, read-only). The message names the file and the cause;
+    the file is never overwritten or deleted."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class JournalMismatchError(JournalError):
+    """The journal was written for other inputs (another count, or an input that differs).
+    `.index` is the first input that differs."""
+
+    def __init__(self, message: str, *, path: str, index: int) -> None:
+        super().__init__(message, path=path)
+        self.index = index
+
+
+class JournalInUseError(JournalError):
+    """Another live process holds the journal (its batch is running)."""
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

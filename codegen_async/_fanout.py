@@ -1,11 +1,20 @@
 """Many runs at once: `run_many` starts every input, bounded, and reports each exactly once.
 
-Like the poller, a fan-out has no background task: it works while you iterate it. Each
-step starts runs while there is room (at most `max_concurrency` on the server, a few
-creates at a time, paced by the client's rate limiter) and waits through the client's
-shared poller until something happens, then returns with no request half-done. So
-breaking out of the loop leaves nothing running, cancelling it stops pending creations,
-and it behaves the same under asyncio and trio.
+Iterated plainly (`async for outcome in fan_out`), a fan-out has no background task: it
+works while you iterate it. Each step starts runs while there is room (at most
+`max_concurrency` on the server, a few creates at a time, paced by the client's rate
+limiter) and waits through the client's shared poller until something happens, then
+returns with no request half-done. So breaking out of the loop leaves nothing running,
+cancelling it stops pending creations, and it behaves the same under asyncio and trio.
+
+Entered with `async with`, the fan-out owns a task group: the same steps run in a task
+of their own while the block's body runs, so a slow loop body does not stop creates or
+waits. Outcomes not yet taken queue up (with the runs in flight, at most
+`max_concurrency`); leaving the block cancels that task and leaves nothing running.
+
+With a `journal` (see `_journal`), each input's idempotency key is committed before its
+create is sent, its run id when the create answers, and its outcome before it is handed
+out; the same inputs with the same journal resume after a crash.
 
 Every input yields exactly one `RunOutcome`: the terminal run, or the error that kept it
 from one (with the run's id when it was created). Progress events (created, status
@@ -14,9 +23,11 @@ changed, finished, failed) go to `on_progress` or come from `RunMany.events()`.
 
 from __future__ import annotations
 
+import datetime
 import enum
 import logging
 import math
+import os
 import uuid
 import weakref
 from collections import deque
@@ -29,19 +40,34 @@ import attrs
 
 from . import _errors, _telemetry, _validate
 from ._constants import GROUP_METADATA_KEY
-from ._create import UnconfirmedCreate
+from ._create import UnconfirmedCreate, _look_for, _remember
+from ._journal import Entry, Journal, check_path, decode_outcome
 from .models import AgentRun, AgentType, RunStatus
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from ._polling import Poller
     from .resources import AgentRuns
 
-__all__ = ["ProgressEvent", "ProgressKind", "RunMany", "RunOutcome", "RunSpec", "specs_of"]
+__all__ = [
+    "ProgressEvent",
+    "ProgressKind",
+    "ResumeCounts",
+    "RunMany",
+    "RunOutcome",
+    "RunSpec",
+    "specs_of",
+]
 
 logger = logging.getLogger("codegen_async")
 
 # Creates one fan-out step runs side by side (the create rate limit paces them anyway).
 _PARALLEL_CREATES = 4
+# With a journal, the keys of the next inputs are committed (fsynced) together: one disk
+# flush for this many creates. A crash leaves at most this many keys whose create may
+# not have been sent; a resume looks each up before posting it (with the same key).
+_KEYS_PER_COMMIT = 16
 
 
 @attrs.frozen
@@ -65,7 +91,8 @@ class RunOutcome:
 
     `run` is the terminal run (a FAILED run is still a run), or None when `error` kept
     it from one: it could not be created, the wait failed or timed out, or it was never
-    started. `run_id` is the created run's id, also when `error` is set.
+    started. `run_id` is the created run's id, also when `error` is set. `replayed` is
+    True for an outcome read back from a journal (no request was made for it).
     """
 
     index: int
@@ -73,6 +100,7 @@ class RunOutcome:
     run: AgentRun | None = None
     error: Exception | None = None
     run_id: int | None = None
+    replayed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -106,6 +134,35 @@ class ProgressEvent:
     error: Exception | None
     elapsed: float
     outcome: RunOutcome | None = None
+
+
+@attrs.frozen
+class ResumeCounts:
+    """Where a resumed journal stood: inputs finished (replayed), in flight (created, or
+    maybe created: awaited or reconciled by key), and never started."""
+
+    finished: int
+    in_flight: int
+    to_start: int
+
+
+def spec_data(spec: RunSpec) -> dict[str, Any]:
+    """Every field of a spec as JSON-able data (what a journal fingerprints)."""
+    return {
+        "prompt": spec.prompt,
+        "repo_id": spec.repo_id,
+        "model": spec.model,
+        "agent_type": spec.agent_type,
+        "metadata": None if spec.metadata is None else dict(spec.metadata),
+        "images": None if spec.images is None else list(spec.images),
+    }
+
+
+def _settles(error: Exception | None) -> bool:
+    """Does this outcome end the input for good (journaled), or only this process's part
+    (the fan-out's timeout or fail_fast, an undecided create: a resume takes them up)?"""
+    stops = (_errors.WaitTimeoutError, _errors.RunNotStartedError, _errors.AmbiguousCreateError)
+    return not isinstance(error, stops)
 
 
 def specs_of(items: Iterable[RunInput]) -> list[tuple[RunInput, RunSpec]]:
@@ -153,13 +210,16 @@ class RunMany:
 
     Made by `AsyncCodegen.run_many`. Use `async for outcome in fan_out`, or `events()`
     for every progress event instead (one or the other), or `await fan_out.gather()`
-    for the outcomes in input order. `created` lists the ids of the runs started so far:
-    when the loop is left early or cancelled, runs already created keep running on the
-    server and a WARNING names those not yet reported.
+    for the outcomes in input order. Inside `async with fan_out:` the work goes on in a
+    task of its own while the block runs. `created` lists the ids of the runs started so
+    far: when the loop is left early or cancelled, runs already created keep running on
+    the server and a WARNING names those not yet reported. With a journal, `resumed`
+    tells where an earlier process left the batch (None for a new journal).
     """
 
     group_id: str
     created: list[int]
+    resumed: ResumeCounts | None
 
     def __init__(
         self,
@@ -172,11 +232,14 @@ class RunMany:
         fail_fast: bool,
         on_progress: Callable[[ProgressEvent], object] | None,
         metadata: Mapping[str, Any] | None = None,
+        journal: str | os.PathLike[str] | None = None,
     ) -> None:
         self._runs = runs
         self._group = poller.group()
         self._clock = anyio.current_time
-        self._todo = deque((index, item, spec) for index, (item, spec) in enumerate(items))
+        self._todo: deque[tuple[int, RunInput, RunSpec, Entry | None]] = deque(
+            (index, item, spec, None) for index, (item, spec) in enumerate(items)
+        )
         self._max = _validate.positive_int("max_concurrency", max_concurrency)
         self._timeout = _check_timeout(timeout)
         self._fail_fast = _check_bool("fail_fast", fail_fast)
@@ -184,16 +247,31 @@ class RunMany:
         # Tracing: a span from the first step to aclose, counting outcomes through events.
         self._trace = _telemetry.fan_out(poller.telemetry, len(items), on_progress)
         self._on_progress = on_progress if self._trace is None else self._trace.on_progress
+        self._journal_path = None if journal is None else check_path(journal)
+        self._journal: Journal | None = None
+        self._marks: dict[int, int] = {}  # input -> journal mark of its staged outcome
+        self._reserved: dict[int, tuple[str, int]] = {}  # input -> its key and journal mark
         self.group_id = uuid.uuid4().hex
         self._metadata = {GROUP_METADATA_KEY: self.group_id, **(metadata or {})}
         self._flights: dict[int, _Flight] = {}
         self._creating = 0
+        self._creators = 0  # creator tasks alive in the current step
         self._outcomes: deque[RunOutcome] = deque()
+        self._backlog = 0  # new outcomes (not replayed) handed to the queue, not yet taken
         self._events: deque[ProgressEvent] | None = None
         self._started: float | None = None
         self._stop_reason: str | None = None
         self._closed = False
+        self._opened = False
+        self._replays: list[RunOutcome] = []
+        self._failure: Exception | None = None
+        self._step: anyio.CancelScope | None = None
+        self._tg: TaskGroup | None = None
+        self._drive_scope: anyio.CancelScope | None = None
+        self._driving = False
+        self._wake: anyio.Event | None = None
         self.created: list[int] = []
+        self.resumed = None
         self._keys: set[str] = set()  # the idempotency keys of this fan-out's creates
         weakref.finalize(self, self._group.close)
 
@@ -211,22 +289,58 @@ class RunMany:
     async def __anext__(self) -> RunOutcome:
         if self._events is not None:
             raise RuntimeError("this fan-out is consumed through events(); use one or the other")
+        if self._tg is None:
+            await self._begin()
         while not self._outcomes:
+            if self._failure is not None:
+                raise self._failure
+            if self._tg is not None:
+                if not self._driving:
+                    await self.aclose()
+                    raise StopAsyncIteration
+                await self._sleep()
+                continue
             if self._finished:
                 await self.aclose()
                 raise StopAsyncIteration
             await self._advance()
-        return self._outcomes.popleft()
+        await self._flush(self._outcomes[0].index)
+        return self._take()
+
+    def _take(self) -> RunOutcome:
+        outcome = self._outcomes.popleft()
+        if not outcome.replayed:
+            self._backlog -= 1
+            if self._tg is not None:
+                self._group.poke()  # room for one more
+        return outcome
 
     async def events(self) -> AsyncIterator[ProgressEvent]:
         """Every progress event as it happens; FINISHED and FAILED carry the outcome."""
-        if self._started is not None and self._events is None:
+        if (self._started is not None or self._outcomes) and self._events is None:
             raise RuntimeError("this fan-out is already iterated for outcomes")
         events: deque[ProgressEvent] = deque()
         self._events = events
+        if self._tg is None:
+            await self._begin()
         while True:
             while events:
-                yield events.popleft()
+                event = events.popleft()
+                if event.outcome is not None:
+                    await self._flush(event.outcome.index)
+                    if not event.outcome.replayed:
+                        self._backlog -= 1
+                        if self._tg is not None:
+                            self._group.poke()
+                yield event
+            if self._failure is not None:
+                raise self._failure
+            if self._tg is not None:
+                if not self._driving:
+                    await self.aclose()
+                    return
+                await self._sleep()
+                continue
             if self._finished:
                 await self.aclose()
                 return
@@ -239,7 +353,8 @@ class RunMany:
 
     async def aclose(self) -> None:
         """Stop: start nothing more and stop awaiting the runs in flight (they keep
-        running on the server; a WARNING names them)."""
+        running on the server; a WARNING names them). A journal is closed: the same call
+        with it resumes the batch."""
         if self._closed:
             return
         self._closed = True
@@ -247,6 +362,8 @@ class RunMany:
         self._group.close()
         if self._trace is not None:
             self._trace.end()
+        if self._drive_scope is not None:
+            self._drive_scope.cancel()
         if self._flights:
             ids = ", ".join(str(run_id) for run_id in self._flights)
             logger.warning("fan-out %s left with runs still in flight: %s", self.group_id, ids)
@@ -255,6 +372,12 @@ class RunMany:
             logger.warning(
                 "fan-out %s left with creates of unknown outcome: %s", self.group_id, keys
             )
+        if self._journal is not None:
+            for index in self._reserved:  # keys no create was given: nothing was sent
+                self._journal.stage_release(index)
+            self._reserved.clear()
+            with anyio.CancelScope(shield=True):
+                await self._journal.aclose()
 
     @property
     def unconfirmed(self) -> list[UnconfirmedCreate]:
@@ -264,6 +387,16 @@ class RunMany:
         return [u for u in self._runs.unconfirmed_creates if u.idempotency_key in self._keys]
 
     async def __aenter__(self) -> RunMany:
+        if self._tg is not None or self._started is not None:
+            raise RuntimeError("this fan-out is already started; enter it before iterating")
+        await self._open()
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        self._wake = anyio.Event()
+        self._drive_scope = anyio.CancelScope()  # cancellable before the task starts
+        self._driving = True
+        tg.start_soon(self._drive)
         return self
 
     async def __aexit__(
@@ -272,11 +405,112 @@ class RunMany:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        tg, self._tg = self._tg, None
+        if tg is None:
+            await self.aclose()
+            return
+        try:
+            if self._drive_scope is not None:
+                self._drive_scope.cancel()
+            # The body's own exception, if any, propagates from here as it is (not in a
+            # group): the task group only waits for the driver, cancelled just now.
+            await tg.__aexit__(None, None, None)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
 
     @property
     def _finished(self) -> bool:
         return self._closed or (not self._todo and not self._flights and not self._creating)
+
+    # -- the journal --------------------------------------------------------------------
+
+    async def _begin(self) -> None:
+        """Open the journal (if any) and queue what it had finished; once."""
+        if not self._opened:
+            await self._open()
+            self._replay()
+
+    async def _open(self) -> None:
+        if self._opened:
+            return
+        self._opened = True
+        if self._journal_path is None:
+            return
+        inputs = [spec_data(spec) for _, _, spec, _ in self._todo]
+        journal = await Journal.open(self._journal_path, inputs, self.group_id)
+        self._journal = journal
+        self.group_id = journal.group_id
+        self._metadata[GROUP_METADATA_KEY] = journal.group_id
+        todo: deque[tuple[int, RunInput, RunSpec, Entry | None]] = deque()
+        unconfirmed = 0
+        try:
+            for (index, item, spec, _), entry in zip(self._todo, journal.entries, strict=True):
+                if entry.outcome is not None:
+                    run, error = decode_outcome(entry.outcome)
+                    outcome = RunOutcome(index, item, run, error, entry.run_id, replayed=True)
+                    self._replays.append(outcome)
+                elif entry.run_id is not None:
+                    self._flights[entry.run_id] = _Flight(index, item, _status(entry.status))
+                    self._group.add(entry.run_id)
+                    self.created.append(entry.run_id)
+                elif entry.key is not None:
+                    todo.append((index, item, spec, entry))
+                    self._keys.add(entry.key)
+                    unconfirmed += 1
+                else:
+                    todo.append((index, item, spec, None))
+        except (KeyError, TypeError, ValueError) as exc:
+            await journal.aclose()
+            raise _errors.JournalError(
+                f"journal {journal.path}: an outcome cannot be read back ({exc})",
+                path=journal.path,
+            ) from None
+        self._todo = todo
+        if not journal.fresh:
+            self.resumed = ResumeCounts(
+                finished=len(self._replays),
+                in_flight=len(self._flights) + unconfirmed,
+                to_start=len(todo) - unconfirmed,
+            )
+        if journal.took_over:
+            logger.info("journal %s: resuming after %s", journal.path, journal.took_over)
+
+    def _replay(self) -> None:
+        replays, self._replays = self._replays, []
+        for outcome in replays:
+            self._report(outcome)
+
+    async def _flush(self, index: int) -> None:
+        """Commit the outcome of input `index` (and all staged with it) before it is
+        handed out."""
+        mark = self._marks.pop(index, None)
+        if self._journal is not None and mark is not None:
+            await self._journal.flush(mark)
+
+    # -- the background task (inside `async with`) --------------------------------------
+
+    async def _drive(self) -> None:
+        try:
+            assert self._drive_scope is not None
+            with self._drive_scope:
+                self._replay()
+                while not self._finished and self._failure is None:
+                    await self._advance()
+        except Exception as exc:  # handed to the consumer, raised where it waits
+            self._failure = exc
+        finally:
+            self._driving = False
+            self._signal()
+
+    def _signal(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _sleep(self) -> None:
+        assert self._wake is not None
+        await self._wake.wait()
+        self._wake = anyio.Event()
 
     # -- one step -----------------------------------------------------------------------
 
@@ -288,6 +522,8 @@ class RunMany:
             self._trace.enter()
         try:
             async with anyio.create_task_group() as tg:
+                self._step = tg.cancel_scope
+                self._creators = _PARALLEL_CREATES
                 for _ in range(_PARALLEL_CREATES):
                     tg.start_soon(self._create_while_room)
                 await self._watch()
@@ -298,62 +534,143 @@ class RunMany:
         finally:
             if self._trace is not None:
                 self._trace.leave()
+            self._step = None
+        if self._failure is not None:
+            failure = self._failure
+            if self._tg is None:
+                with anyio.CancelScope(shield=True):
+                    await self.aclose()
+            raise failure
 
     async def _create_while_room(self) -> None:
-        while not self._ready() and self._room():
-            index, item, spec = self._todo.popleft()
-            self._creating += 1
-            try:
-                await self._create(index, item, spec)
-            finally:
-                self._creating -= 1
-                self._group.poke()
+        try:
+            while not self._ready() and self._room():
+                index, item, spec, entry = self._todo.popleft()
+                self._creating += 1
+                try:
+                    await self._create(index, item, spec, entry)
+                finally:
+                    self._creating -= 1
+                    self._group.poke()
+        except _errors.JournalError as exc:
+            self._failure = self._failure or exc
+            self._stop_reason = f"the journal failed: {exc}"
+            if self._step is not None:
+                self._step.cancel()
+        finally:
+            self._creators -= 1
 
     def _ready(self) -> bool:
-        """Is there something for the consumer: an outcome, or an event in events()?"""
+        """Is there something for a consumer waiting in this step (an outcome, or an
+        event in events())? In the background the consumer is woken instead."""
+        if self._tg is not None:
+            return False
         return bool(self._outcomes if self._events is None else self._events)
 
     def _room(self) -> bool:
+        busy = len(self._flights) + self._creating
+        if self._tg is not None:
+            busy += self._backlog  # outcomes not yet taken hold their place
         return (
-            bool(self._todo)
-            and self._stop_reason is None
-            and not self._closed
-            and len(self._flights) + self._creating < self._max
-            and self._remaining() > 0
+            bool(self._todo) and not self._stopped() and busy < self._max and self._remaining() > 0
         )
 
-    async def _create(self, index: int, item: RunInput, spec: RunSpec) -> None:
-        key = uuid.uuid4().hex
+    def _stopped(self) -> bool:
+        return self._stop_reason is not None or self._closed or self._remaining() <= 0
+
+    async def _create(self, index: int, item: RunInput, spec: RunSpec, entry: Entry | None) -> None:
+        journal = self._journal
+        mark = 0
+        if entry is not None and entry.key is not None:
+            key = entry.key  # journaled by an earlier process, which may have sent it
+        elif journal is not None:
+            key, mark = self._reserve(journal, index)
+        else:
+            key = uuid.uuid4().hex
         self._keys.add(key)
         try:
-            run = await self._runs.create(
-                spec.prompt,
-                repo_id=spec.repo_id,
-                model=spec.model,
-                agent_type=spec.agent_type,
-                metadata={**(spec.metadata or {}), **self._metadata},
-                images=spec.images,
-                idempotency_key=key,
-            )
+            run = None if entry is None else await self._reconcile(entry, key)
+            if run is None:
+                if journal is not None and entry is None:
+                    await journal.flush(mark)  # durably, before the POST goes out
+                run = await self._runs.create(
+                    spec.prompt,
+                    repo_id=spec.repo_id,
+                    model=spec.model,
+                    agent_type=spec.agent_type,
+                    metadata={**(spec.metadata or {}), **self._metadata},
+                    images=spec.images,
+                    idempotency_key=key,
+                )
+        except _errors.JournalError:
+            raise
         except _errors.CodegenError as exc:
             self._finish(index, item, error=exc)
             return
+        if journal is not None:
+            journal.stage_created(index, run.id, _status_text(run))
         self.created.append(run.id)
         self._flights[run.id] = _Flight(index, item, run.status)
         self._group.add(run)
         self._emit(ProgressKind.CREATED, index, item, run=run)
 
+    def _reserve(self, journal: Journal, index: int) -> tuple[str, int]:
+        """The key of input `index` and the journal mark that makes it durable: staged
+        now together with the keys of the next fresh inputs, unless reserved already."""
+        reserved = self._reserved.pop(index, None)
+        if reserved is not None:
+            return reserved
+        now = datetime.datetime.now(datetime.timezone.utc)
+        batch = [index]
+        for next_index, _, _, entry in self._todo:
+            if len(batch) == _KEYS_PER_COMMIT:
+                break
+            if entry is None and next_index not in self._reserved:
+                batch.append(next_index)
+        keys = {i: uuid.uuid4().hex for i in batch}
+        for i, key in keys.items():
+            journal.stage_key(i, key, now)
+        mark = journal.staged
+        for i in batch[1:]:
+            self._reserved[i] = (keys[i], mark)
+        return keys[index], mark
+
+    async def _reconcile(self, entry: Entry, key: str) -> AgentRun | None:
+        """A create an earlier process sent (or was about to send) and never heard back
+        from: the run carrying its key, or None when lookups show there is none (post
+        it, with the same key). `AmbiguousCreateError` when no lookup could tell."""
+        policy = self._runs.create_policy
+        now = datetime.datetime.now(datetime.timezone.utc)
+        started_at = entry.keyed_at or now
+        # Its POST went out after the key was journaled: look until the commit horizon
+        # counted from then has passed, as for any ambiguous create.
+        horizon_in = policy.commit_horizon - (now - started_at).total_seconds()
+        found, conclusive = await _look_for(
+            lambda: self._runs.find_by_idempotency_key(key),
+            policy,
+            anyio.current_time() + max(0.0, horizon_in),
+        )
+        if found is not None or conclusive:
+            return found
+        _remember(self._runs.unconfirmed_creates, key, started_at, "undecided")
+        raise _errors.AmbiguousCreateError(
+            f"could not confirm whether agent run with idempotency key {key} (journaled by "
+            "an earlier process) was created",
+            idempotency_key=key,
+            started_at=started_at,
+        )
+
     async def _watch(self) -> None:
-        """Collect what the poller saw until there is something to hand out and no create
-        is in progress."""
+        """Collect what the poller saw until there is something to hand out (or room to
+        start more) and no create is in progress."""
         while True:
             self._collect()
             if self._remaining() <= 0:
                 self._expire()
-            if not self._creating:
-                if self._ready() or self._finished:
+            if not self._creators:
+                if self._ready() or self._finished or self._room():
                     return
-                if not self._group.pending and not self._room():
+                if not self._group.pending and self._todo and self._stopped():
                     self._skip_rest()
                     continue
             remaining = self._remaining()
@@ -375,6 +692,8 @@ class RunMany:
             snapshot = watch.snapshot
             if snapshot is not None and snapshot.status != flight.status:
                 flight.status = snapshot.status
+                if self._journal is not None:
+                    self._journal.stage_status(flight.index, _status_text(snapshot))
                 self._emit(ProgressKind.STATUS_CHANGED, flight.index, flight.input, run=snapshot)
 
     def _expire(self) -> None:
@@ -391,7 +710,7 @@ class RunMany:
 
     def _skip_rest(self) -> None:
         while self._todo:
-            index, item, _ = self._todo.popleft()
+            index, item, _, _ = self._todo.popleft()
             error = _errors.RunNotStartedError(f"items[{index}] not started: {self._stop_reason}")
             self._finish(index, item, error=error)
 
@@ -407,12 +726,23 @@ class RunMany:
         run_id: int | None = None,
     ) -> None:
         outcome = RunOutcome(index, item, None if error else run, error, run_id)
+        if self._journal is not None and _settles(error):
+            self._journal.stage_outcome(index, outcome.run, error, run_id)
+            self._marks[index] = self._journal.staged
+        self._backlog += 1
+        self._report(outcome, run=run)
+
+    def _report(self, outcome: RunOutcome, *, run: AgentRun | None = None) -> None:
+        """Hand an outcome to the consumer (new, or replayed from the journal)."""
         if self._events is None:
             self._outcomes.append(outcome)
         kind = ProgressKind.FINISHED if outcome.ok else ProgressKind.FAILED
+        run = run or outcome.run
+        index, item, error = outcome.index, outcome.input, outcome.error
         self._emit(kind, index, item, run=run, error=error, outcome=outcome)
         if self._fail_fast and not outcome.ok and self._stop_reason is None:
             self._stop_reason = f"fail_fast: items[{index}] failed"
+        self._signal()
 
     def _emit(
         self,
@@ -428,6 +758,7 @@ class RunMany:
         event = ProgressEvent(kind, index, item, run, error, elapsed, outcome)
         if self._events is not None:
             self._events.append(event)
+            self._signal()
         if self._on_progress is not None:
             self._on_progress(event)
 
@@ -435,6 +766,14 @@ class RunMany:
         if self._timeout is None or self._started is None:
             return math.inf
         return self._started + self._timeout - self._clock()
+
+
+def _status(text: str | None) -> RunStatus | None:
+    return None if text is None else RunStatus(text)
+
+
+def _status_text(run: AgentRun) -> str | None:
+    return None if run.status is None else str(run.status.value)
 
 
 def _check_timeout(timeout: float | None) -> float | None:

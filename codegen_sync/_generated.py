@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import builtins
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -42,6 +43,7 @@ from codegen_async import (
     ProgressEvent,
     RateLimits,
     Repository,
+    ResumeCounts,
     RunOutcome,
     RunSpec,
     SourceType,
@@ -338,6 +340,7 @@ class Codegen:
         timeout: float | None = None,
         fail_fast: bool = False,
         on_progress: Callable[[ProgressEvent], object] | None = None,
+        journal: str | os.PathLike[str] | None = None,
     ) -> RunMany:
         """Start a run for every item (a prompt or a `RunSpec`) and yield one `RunOutcome`
         per item as each finishes: `for outcome in client.run_many(prompts): ...`.
@@ -349,6 +352,11 @@ class Codegen:
         that is not a success (runs in flight are still awaited and reported).
         `on_progress` receives every `ProgressEvent`. Items are checked before anything
         starts. The runs share a group id in their metadata (`RunMany.group_id`).
+
+        `journal`: a path to an SQLite file (created when missing) that lets the batch
+        outlive this process: the same items with the same journal resume it, replaying
+        finished outcomes (`RunOutcome.replayed`), awaiting runs already created and
+        starting the rest; see the README's "Batches that survive a crash".
         """
         return RunMany._wrap(
             self._portal,
@@ -359,6 +367,7 @@ class Codegen:
                 timeout=timeout,
                 fail_fast=fail_fast,
                 on_progress=on_progress,
+                journal=journal,
             ),
             self._lifeline,
         )
@@ -371,6 +380,7 @@ class Codegen:
         timeout: float | None = None,
         fail_fast: bool = False,
         on_progress: Callable[[ProgressEvent], object] | None = None,
+        journal: str | os.PathLike[str] | None = None,
     ) -> list[RunOutcome]:
         """`run_many` to the end: one `RunOutcome` per item, in the items' order."""
         return self._portal.call(
@@ -380,6 +390,7 @@ class Codegen:
             timeout=timeout,
             fail_fast=fail_fast,
             on_progress=on_progress,
+            journal=journal,
         )
 
     def multi_run(
@@ -963,9 +974,11 @@ class RunMany:
 
     Made by `Codegen.run_many`. Use `for outcome in fan_out`, or `events()`
     for every progress event instead (one or the other), or `fan_out.gather()`
-    for the outcomes in input order. `created` lists the ids of the runs started so far:
-    when the loop is left early or cancelled, runs already created keep running on the
-    server and a WARNING names those not yet reported.
+    for the outcomes in input order. Inside `with fan_out:` the work goes on in a
+    task of its own while the block runs. `created` lists the ids of the runs started so
+    far: when the loop is left early or cancelled, runs already created keep running on
+    the server and a WARNING names those not yet reported. With a journal, `resumed`
+    tells where an earlier process left the batch (None for a new journal).
     """
 
     __slots__ = ("__weakref__", "_async", "_contexts", "_finalizer", "_lifeline", "_portal")
@@ -993,6 +1006,10 @@ class RunMany:
     def created(self) -> list[int]:
         return self._async.created
 
+    @property
+    def resumed(self) -> ResumeCounts | None:
+        return self._async.resumed
+
     def __iter__(self) -> Iterator[RunOutcome]:
         return self._portal.iterate(self._lifeline, self._async.__aiter__)
 
@@ -1006,7 +1023,8 @@ class RunMany:
 
     def close(self) -> None:
         """Stop: start nothing more and stop awaiting the runs in flight (they keep
-        running on the server; a WARNING names them).
+        running on the server; a WARNING names them). A journal is closed: the same call
+        with it resumes the batch.
         """
         self._finalizer.detach()
         self._portal.call(self._async.aclose)

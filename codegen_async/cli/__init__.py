@@ -216,6 +216,8 @@ def _interrupted(out: Output, created: Created) -> int:
         parts.append(
             f"creates of unknown outcome (metadata {IDEMPOTENCY_METADATA_KEY}): {', '.join(keys)}"
         )
+    if created.resume_hint:
+        parts.append(created.resume_hint)
     message = "; ".join(["interrupted", *parts])
     if out.json_mode:
         out.error(

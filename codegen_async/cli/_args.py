@@ -430,6 +430,12 @@ def _add_batch(sub: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fail-fast", action="store_true", help="start nothing more after a failure"
     )
+    parser.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="an SQLite file recording the batch (created when missing): after a crash or "
+        "Ctrl-C, the same command resumes it without creating any run twice",
+    )
     _add_timeout(parser, "the whole batch")
 
 

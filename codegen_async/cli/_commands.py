@@ -369,15 +369,32 @@ async def batch_command(s: Session) -> int:
     a = s.args
     specs = batch_specs(a)
     labels = [label_of(spec.prompt, spec.repo_id) for spec in specs]
-    with open_tracker(s.out, labels, quiet=a.quiet) as tracker:
-        fan_out = s.client.run_many(
-            specs,
-            max_concurrency=a.max_concurrency,
-            timeout=a.timeout,
-            fail_fast=a.fail_fast,
-            on_progress=_fan_out_progress(s.created, tracker),
-        )
-        async with fan_out:
+    shown: list[Callable[[ProgressEvent], None]] = []  # the tracker, once it is open
+
+    def on_progress(event: ProgressEvent) -> None:
+        for show in shown:
+            show(event)
+
+    fan_out = s.client.run_many(
+        specs,
+        max_concurrency=a.max_concurrency,
+        timeout=a.timeout,
+        fail_fast=a.fail_fast,
+        on_progress=on_progress,
+        journal=a.journal,
+    )
+    # Entering opens the journal (refusing one for other inputs) and says where an
+    # earlier run left it, before anything else; its task starts at the first await.
+    async with fan_out:
+        if a.journal is not None:
+            s.created.resume_hint = f"to resume, run the same command again (--journal {a.journal})"
+        if fan_out.resumed is not None:
+            r = fan_out.resumed
+            s.out.note(
+                f"resuming: {r.finished} finished, {r.in_flight} in flight, {r.to_start} to start"
+            )
+        with open_tracker(s.out, labels, quiet=a.quiet) as tracker:
+            shown.append(_fan_out_progress(s.created, tracker))
             s.created.watch(fan_out.created)
             outcomes = await fan_out.gather()
     _show_outcomes(s.out, outcomes)
@@ -394,6 +411,7 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
         "run_id": outcome.run_id,
         "run": to_json(outcome.run),
         "error": _error_text(outcome.error),
+        "replayed": outcome.replayed,
     }
 
 

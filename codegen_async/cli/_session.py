@@ -26,6 +26,7 @@ class Created:
         self._lists: list[list[int]] = []
         self._ended: set[int] = set()
         self.unconfirmed: list[UnconfirmedCreate] = []  # the client's, once it exists
+        self.resume_hint: str | None = None  # how to resume (a journaled batch)
 
     def add(self, run_id: int) -> None:
         self._ids.append(run_id)
