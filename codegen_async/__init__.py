@@ -36,7 +36,7 @@ from ._errors import (
 )
 from ._fanout import ProgressEvent, ProgressKind, RunMany, RunOutcome, RunSpec
 from ._http import APIResponse
-from ._limits import Limit, PollPolicy, RateClass, RateLimits
+from ._limits import Limit, PollPolicy, RateClass, RateLimits, RateLimitStatus
 from ._synthesis import DEFAULT_SYNTHESIS_PROMPT, MultiRunResult
 from .models import (
     AgentRun,
@@ -85,6 +85,7 @@ __all__ = [
     "ProgressKind",
     "RateClass",
     "RateLimitError",
+    "RateLimitStatus",
     "RateLimits",
     "Repository",
     "ResponseValidationError",

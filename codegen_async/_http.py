@@ -6,9 +6,10 @@ the call's deadline, then error mapping or decoding. Between attempts: a retry d
 by `RetryPolicy` and a backoff sleep taken with `anyio.sleep` (backoff's own async
 decorator sleeps with asyncio and breaks under trio, so only its generators are used).
 
-The call's deadline (`timeout`, 30 s by default) covers the exchanges and the sleeps
-between them, so a body that drips slowly cannot hold a call past its timeout. Waiting
-for a token or a connection slot is queueing, not work, and is not charged to it.
+The call's deadline (`timeout`, 30 s by default) covers the waits for a rate-limit
+token, the exchanges and the sleeps between them, so neither a body that drips slowly nor
+a long Retry-After can hold a call past its timeout. Waiting for a connection slot is
+queueing, not work, and is not charged to it.
 """
 
 from __future__ import annotations
@@ -358,8 +359,17 @@ class Pipeline:
         # The rate-limit token first, then a connection slot: a request waiting for its
         # token (a create, for up to a minute) must not hold a slot that reads need.
         bucket = self._limiter.bucket(rate_class)
-        if bucket is not None:
-            await bucket.acquire()
+        token: object = None
+        if bucket is not None:  # the wait for a token is part of the call's deadline
+            waited, limit = self._clock(), budget.remaining
+            try:
+                token = await bucket.acquire(limit)
+            except TimeoutError:
+                raise _errors.APITimeoutError(
+                    f"{method} {url} did not finish within {limit:.3g}s (no rate-limit token)",
+                    sent=False,
+                ) from None
+            budget.remaining -= self._clock() - waited
         sent: float | None = None
         try:
             async with self._slots:
@@ -373,7 +383,7 @@ class Pipeline:
                     budget.remaining -= elapsed
         finally:
             if bucket is not None:
-                bucket.release(sent=sent is not None)
+                await bucket.release(token, sent=sent is not None)
         request_id = response.headers.get("x-request-id")
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -395,7 +405,7 @@ class Pipeline:
             return result
         error = self._status_error(response, request_id)
         if isinstance(error, _errors.RateLimitError) and bucket is not None:
-            bucket.slow_down(error.retry_after)
+            await bucket.slow_down(error.retry_after)  # held at most one window
         self._decide_status_retry(error, response.headers, retry)
         raise error
 

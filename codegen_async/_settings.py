@@ -46,6 +46,7 @@ ENV_BASE_URL: Final = "CODEGEN_BASE_URL"
 ENV_TIMEOUT: Final = "CODEGEN_TIMEOUT"
 ENV_MAX_RETRIES: Final = "CODEGEN_MAX_RETRIES"
 ENV_USER_AGENT: Final = "CODEGEN_USER_AGENT"
+ENV_RATE_LIMIT_STORE: Final = "CODEGEN_RATE_LIMIT_STORE"
 
 _KEY_FILE_KEYS: Final = ("api_key", "token")
 _SOURCE_ARGUMENT: Final = "argument"
@@ -74,6 +75,7 @@ class Settings:
     max_retries: int
     user_agent: str | None = None
     sources: dict[str, str] = attrs.field(factory=dict)
+    rate_limit_store: str | None = attrs.field(default=None, repr=False)  # env only
 
 
 def default_config_paths() -> tuple[Path, ...]:
@@ -129,7 +131,10 @@ def resolve_settings(
     agent = _record(
         sources, "user_agent", found or (None, _SOURCE_DEFAULT), _optional(_parse_user_agent)
     )
+    found = _pick(None, environ, (ENV_RATE_LIMIT_STORE,), files, ())
+    store = None if found is None else _record(sources, "rate_limit_store", found, _parse_store)
     return Settings(
+        rate_limit_store=store,
         api_key=key,
         org_id=org,
         base_url=url,
@@ -384,6 +389,13 @@ def _parse_user_agent(value: object, source: str) -> str:
             f"user_agent from {source} must be non-empty printable ASCII, got {_show(value)}"
         )
     return text
+
+
+def _parse_store(value: object, source: str) -> str:
+    """A rate-limit store URL (`RateLimits.shared`), checked by the stores' own rule."""
+    from ._stores import check_store_url  # _stores reads this module's _redact
+
+    return check_store_url(value, source)
 
 
 def _parse_url(value: object, source: str) -> str:
