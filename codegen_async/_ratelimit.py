@@ -12,10 +12,12 @@ value); each quiet window afterwards restores capacity by the same factor. Waiti
 token is an ordinary anyio wait: cancel scopes interrupt it, and `acquire(timeout)` raises
 `TimeoutError` rather than wait past the call's deadline.
 
-`Bucket` keeps its tokens in this process. `SharedBucket` keeps them in a store
-(`_stores`: SQLite or Redis) that other processes share, as leases with the same rule;
-when the store cannot be reached it says so once (WARNING) and limits with a local
-`Bucket` until the store answers again.
+`Bucket` keeps its tokens in this process. `SharedBucket` also keeps them in a store
+(`_stores`: SQLite or Redis) that other processes share, as leases with the same rule: a
+request needs a token of both. When the store cannot be reached the client says so once
+(WARNING) and the local bucket alone limits it until the store answers again; since the
+local bucket saw every request of this process, neither switch lets this process exceed
+its window.
 """
 
 from __future__ import annotations
@@ -258,7 +260,8 @@ _LOCAL: Final = _Local()
 
 
 class SharedBucket:
-    """A bucket whose tokens are leases in a shared store (see `_stores`).
+    """A bucket whose tokens are leases in a shared store (see `_stores`), backed by a
+    local `Bucket` that counts this process's own requests.
 
     One task per process asks the store at a time (the others queue here, first come
     first served); a refused take waits until the store says a token can free up, plus
@@ -286,51 +289,51 @@ class SharedBucket:
         return self._local.capacity
 
     async def acquire(self, timeout: float = math.inf) -> object:
-        """Take a token (a lease, or a local one while the store is down) and return it
-        for `release`; raise TimeoutError rather than wait longer than `timeout`."""
+        """Take a token and return it for `release`: one of this process's own bucket
+        (which also counts what this process sent while the store was away) and, while
+        the store answers, a lease in the store. Raise TimeoutError rather than wait
+        longer than `timeout`."""
         deadline = self._clock() + timeout
         await _wait_lock(self._fifo, timeout)
         try:
-            while True:
-                now = self._clock()
-                if self._link.up:
-                    lease = secrets.token_hex(8)
-                    bound = deadline - now if math.isfinite(deadline) else LEASE_BOUND
-                    answer = await self._link.call(
-                        "take", self._key, lease, self.capacity, self.limit.per, bound
-                    )
-                    if answer is not _DOWN:
-                        if answer.taken:
-                            return lease
-                        delay = answer.wait + random.uniform(0.0, JITTER * self.limit.per)
-                        if self._clock() + delay > deadline:
-                            raise TimeoutError
-                        await anyio.sleep(delay)
-                        continue
-                # The store is down: limit locally until it may be asked again.
-                window = min(deadline, now + STORE_RETRY) - now
-                try:
-                    await self._local.acquire(window)
-                except TimeoutError:
-                    if self._clock() >= deadline:
-                        raise
-                    continue
-                return _LOCAL
+            await self._local.acquire(deadline - self._clock())
+            try:
+                return await self._take_lease(deadline)
+            except BaseException:
+                self._local.give_back(sent=False)
+                raise
         finally:
             self._fifo.release()
 
+    async def _take_lease(self, deadline: float) -> object:
+        while self._link.up:
+            now = self._clock()
+            lease = secrets.token_hex(8)
+            bound = deadline - now if math.isfinite(deadline) else LEASE_BOUND
+            answer = await self._link.call(
+                "take", self._key, lease, self.capacity, self.limit.per, bound
+            )
+            if answer is _DOWN:
+                break
+            if answer.taken:
+                return lease
+            delay = answer.wait + random.uniform(0.0, JITTER * self.limit.per)
+            if self._clock() + delay > deadline:
+                raise TimeoutError
+            await anyio.sleep(delay)
+        return _LOCAL  # the store is away: the local token alone limits this request
+
     async def release(self, token: object, *, sent: bool = True) -> None:
-        """Give the token back: a lease then lasts one window from now (or is dropped
-        when its request was never sent)."""
-        if not isinstance(token, str):
-            self._local.give_back(sent=sent)
-            return
-        with anyio.CancelScope(shield=True):
-            if sent:
-                await self._link.call("finish", self._key, token, self.limit.per)
-            else:
-                await self._link.call("cancel", self._key, token)
-        # A lease the store could not hear about expires on its own.
+        """Give the token back: it lasts one window from now (or ends at once when its
+        request was never sent), locally and in the store."""
+        self._local.give_back(sent=sent)
+        if isinstance(token, str):
+            with anyio.CancelScope(shield=True):
+                if sent:
+                    await self._link.call("finish", self._key, token, self.limit.per)
+                else:
+                    await self._link.call("cancel", self._key, token)
+            # A lease the store could not hear about expires on its own.
 
     async def slow_down(self, retry_after: float | None) -> None:
         """A 429: slow this process down and pause the bucket for every process."""
@@ -382,7 +385,9 @@ class RateLimiter:
             self._buckets = {rc: Bucket(lim, clock=clock) for rc, lim in limits.limits.items()}
         else:
             self._buckets = {
-                rc: SharedBucket(lim, link, bucket_key(identity[0], identity[1], rc.value), clock=clock)
+                rc: SharedBucket(
+                    lim, link, bucket_key(identity[0], identity[1], rc.value), clock=clock
+                )
                 for rc, lim in limits.limits.items()
             }
 
