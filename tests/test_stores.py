@@ -275,3 +275,18 @@ def test_env_store_applies_when_rate_limits_is_not_given(
     monkeypatch.setenv("CODEGEN_RATE_LIMIT_STORE", "ftp://nowhere")
     with pytest.raises(ConfigurationError, match="env CODEGEN_RATE_LIMIT_STORE"):
         AsyncCodegen(**kwargs)
+
+
+def test_cli_rate_limit_store_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codegen_async.cli import main
+
+    monkeypatch.delenv("CODEGEN_RATE_LIMIT_STORE", raising=False)
+    assert main(["--emulator", "--rate-limit-store", "sqlite:///relative.db", "runs", "list"]) == 2
+    assert "names the relative path 'relative.db'" in capsys.readouterr().err
+    path = tmp_path / "cli.sqlite3"
+    argv = ["--emulator", "--json", "runs", "list", "--rate-limit-store", f"sqlite:///{path}"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert b"codegen_leases" in path.read_bytes()  # the command drew from the store

@@ -12,6 +12,7 @@ import attrs
 
 from .._client import AsyncCodegen
 from .._create import UnconfirmedCreate
+from .._limits import RateLimits
 from ._output import Output
 
 if TYPE_CHECKING:
@@ -57,10 +58,18 @@ def make_emulator(args: argparse.Namespace) -> Emulator:
 @contextlib.asynccontextmanager
 async def open_client(args: argparse.Namespace) -> AsyncIterator[AsyncCodegen]:
     """The client the options ask for; with --emulator, one bound to a fresh Emulator."""
+    store = getattr(args, "rate_limit_store", None)  # --rate-limit-store, else the env's
+    shared = None if store is None else RateLimits.documented().shared(store)
     if not args.emulator:
-        client = AsyncCodegen(api_key=args.api_key, base_url=args.base_url, org_id=args.org_id)
+        client = AsyncCodegen(
+            api_key=args.api_key, base_url=args.base_url, org_id=args.org_id, rate_limits=shared
+        )
         async with client:
             yield client
         return
-    async with make_emulator(args) as emu, AsyncCodegen(**emu.client_options()) as client:
-        yield client
+    async with make_emulator(args) as emu:
+        options = emu.client_options()
+        if store is not None:
+            options["rate_limits"] = options["rate_limits"].shared(store)
+        async with AsyncCodegen(**options) as client:
+            yield client
