@@ -3,8 +3,9 @@
 `python -m tests._store_worker BASE_URL STORE CREATES BACKEND SCALE ORG START_AT` waits until
 the wall-clock time START_AT (so that process start-up is not measured), then creates CREATES
 runs at once through a client whose documented limits (scaled by SCALE) live in STORE, then
-prints one JSON line: runs created, errors, the median seconds of one store call (thread
-hop included), the store calls made, and the wall-clock time the last create ended."""
+prints one JSON line: runs created, errors, per store method (take, finish, ...) the median
+seconds of a call (thread hop included) and the calls made, and the wall-clock time the
+last create ended."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from codegen_async.testing._emulator import DEFAULT_API_KEY
 async def main(
     base_url: str, store: str, creates: int, scale: float, org_id: int, start_at: float
 ) -> None:
-    spent: list[float] = []
+    spent: dict[str, list[float]] = {}
     call = _ratelimit.StoreLink.call
 
     async def timed(self: Any, name: str, *args: Any) -> Any:
@@ -31,11 +32,11 @@ async def main(
         try:
             return await call(self, name, *args)
         finally:
-            spent.append(time.perf_counter() - started)
+            spent.setdefault(name, []).append(time.perf_counter() - started)
 
     _ratelimit.StoreLink.call = timed  # type: ignore[method-assign]
     limits = RateLimits.documented().scaled(scale).shared(store or None)
-    created, errors = 0, []
+    created, errors, done = 0, [], []
     async with AsyncCodegen(
         api_key=DEFAULT_API_KEY,
         base_url=base_url,
@@ -50,17 +51,22 @@ async def main(
             try:
                 await client.agent_runs.create(f"worker prompt {index}")
                 created += 1
+                done.append(time.time())
             except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
 
+        await client.rate_limit_status()  # warm up: open the store (import redis, connect)
+        spent.clear()
+        late = max(0.0, time.time() - start_at)  # > 0: this worker missed the start
         await anyio.sleep(max(0.0, start_at - time.time()))
         async with anyio.create_task_group() as tg:
             for index in range(creates):
                 tg.start_soon(one, index)
         ended = time.time()
-    median = statistics.median(spent) if spent else 0.0
-    report = {"created": created, "errors": errors, "store_call": median, "calls": len(spent)}
-    print(json.dumps({**report, "ended": ended}))
+    medians = {name: statistics.median(seconds) for name, seconds in spent.items()}
+    calls = {name: len(seconds) for name, seconds in spent.items()}
+    report = {"created": created, "errors": errors, "store_median": medians, "calls": calls}
+    print(json.dumps({**report, "ended": ended, "late": late, "done": done}))
 
 
 if __name__ == "__main__":

@@ -42,10 +42,7 @@ class SQLiteStore:
                 self._path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
+                _set_up(conn)
             except BaseException:
                 conn.close()
                 raise
@@ -125,6 +122,27 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+def _set_up(conn: sqlite3.Connection) -> None:
+    """WAL and the tables. Switching a new file to WAL fails at once (no busy wait) while
+    another process does the same: retry that for up to BUSY_TIMEOUT."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("BEGIN IMMEDIATE")
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    conn.execute("COMMIT")
 
 
 def _next_free(conn: sqlite3.Connection, key: str, now: float, per: float) -> float:
