@@ -242,7 +242,7 @@ class StoreLink:
             return _DOWN
         if self._warned:
             self._warned = False
-            logger.warning("rate-limit store %s answers again: limits are shared again", self.shown)
+            logger.info("rate-limit store %s answers again: limits are shared again", self.shown)
         return answer
 
     async def aclose(self) -> None:

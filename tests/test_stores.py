@@ -290,3 +290,20 @@ def test_cli_rate_limit_store_option(
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert b"codegen_leases" in path.read_bytes()  # the command drew from the store
+
+
+def test_status_of_local_buckets_through_the_sync_facade() -> None:
+    from codegen_sync import Codegen
+    from codegen_sync.testing import Emulator as SyncEmulator
+
+    with SyncEmulator(time_scale=SCALE) as emu, Codegen(**emu.client_options()) as client:
+        client.agent_runs.create("one")
+        client.agent_runs.create("two")
+        status = client.rate_limit_status()
+    assert set(status) == set(RateLimits.documented().limits)
+    create = status[RateClass.CREATE]
+    assert (create.limit, create.per, create.capacity) == (10, 0.6, 10)
+    assert create.remaining == 8
+    assert create.next_token_in == 0.0
+    assert create.paused_for == 0.0
+    assert create.store is None
