@@ -231,6 +231,8 @@ async def test_a_huge_retry_after_never_blocks_a_later_call(tmp_path: Path, shar
             other = AsyncCodegen(**kwargs, http_client=http, rate_limits=limits)
             async with other:
                 seen = (await other.rate_limit_status())[RateClass.STANDARD]
+                with anyio.fail_after(10), pytest.raises(APITimeoutError):
+                    await other.with_options(timeout=1).users.me()  # paused for it too
             assert 0 < seen.paused_for <= 30.0
 
 
@@ -307,3 +309,42 @@ def test_status_of_local_buckets_through_the_sync_facade() -> None:
     assert create.next_token_in == 0.0
     assert create.paused_for == 0.0
     assert create.store is None
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_lease_never_finished_expires_on_its_own(tmp_path: Path, kind: str) -> None:
+    """A process killed mid-request never finishes its lease: it frees up per + bound
+    after it was taken, and meanwhile the store says when (no polling)."""
+    from codegen_async._stores import open_store
+
+    server = None
+    if kind == "redis":
+        if REDIS_SERVER is None:
+            pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        server = RedisServer(tmp_path)
+        server.start()
+        url = server.url
+    else:
+        url = f"sqlite:///{tmp_path / 'l.sqlite3'}"
+    store = open_store(url)
+    try:
+        key = bucket_key("https://api.example", "k", "create")
+        assert store.take(key, "a", 2, 0.1, 0.2).taken
+        assert store.take(key, "b", 2, 0.1, 0.2).taken
+        refused = store.take(key, "c", 2, 0.1, 0.2)
+        assert not refused.taken
+        assert 0 < refused.wait <= 0.1  # both in flight: at least a window away
+        store.finish(key, "b", 0.1)
+        assert store.state(key, 0.1).in_use == 2
+        time.sleep(0.35)  # "a" was never finished (its process died): expired by now
+        assert store.state(key, 0.1).in_use == 0
+        assert store.take(key, "d", 2, 0.1, 0.2).taken
+        store.pause(key, 5.0)
+        paused = store.take(key, "e", 2, 0.1, 0.2)
+        assert not paused.taken
+        assert 4 < paused.wait <= 5
+        assert 4 < store.state(key, 0.1).paused_for <= 5
+    finally:
+        store.close()
+        if server is not None:
+            server.kill()
