@@ -61,6 +61,10 @@ def _check_factor(factor: float) -> float:
     return float(factor)
 
 
+def _store_url(url: object) -> str | None:
+    return None if url is None else check_store_url(url)
+
+
 @attrs.frozen
 class RateLimits:
     """Client-side limits per `RateClass`; a class missing from `limits` is not limited.
@@ -75,7 +79,9 @@ class RateLimits:
 
     limits: dict[RateClass, Limit] = attrs.field(factory=dict)
     store: str | None = attrs.field(
-        default=None, repr=lambda url: repr(None if url is None else mask_url(url))
+        default=None,
+        converter=_store_url,
+        repr=lambda url: repr(None if url is None else mask_url(url)),
     )
 
     @classmethod
@@ -101,9 +107,7 @@ class RateLimits:
         buckets; the store holds a hash of (base URL, API key), never the key. A
         malformed URL, an unknown scheme, a relative SQLite path or a missing `redis`
         package is a `ConfigurationError` here."""
-        if url is None:
-            return attrs.evolve(self, store=None)
-        return attrs.evolve(self, store=check_store_url(url))
+        return attrs.evolve(self, store=url)
 
     def get(self, rate_class: RateClass) -> Limit | None:
         return self.limits.get(rate_class)
