@@ -134,7 +134,6 @@ def resolve_settings(
     found = _pick(None, environ, (ENV_RATE_LIMIT_STORE,), files, ())
     store = None if found is None else _record(sources, "rate_limit_store", found, _parse_store)
     return Settings(
-        rate_limit_store=store,
         api_key=key,
         org_id=org,
         base_url=url,
@@ -142,6 +141,7 @@ def resolve_settings(
         max_retries=retries,
         user_agent=agent,
         sources=sources,
+        rate_limit_store=store,
     )
 
 
