@@ -43,7 +43,8 @@ logger = logging.getLogger("codegen_async")
 
 _SLOWDOWN = 0.7
 _MIN_SCALE = 0.1
-STORE_RETRY: Final = 1.0  # seconds before a store that failed is asked again
+STORE_RETRY: Final = 1.0  # seconds before a store that failed is asked again, doubling
+STORE_RETRY_MAX: Final = 10.0  # up to this while it keeps failing
 LEASE_BOUND: Final = 300.0  # a lease's bound on its request when the call has no deadline
 JITTER: Final = 0.02  # a wait for a shared token is spread by up to this fraction of `per`
 
@@ -198,8 +199,10 @@ _DOWN: Final = _Down()
 
 class StoreLink:
     """One client's connection to its store: opened lazily, every call in a worker
-    thread; a failure makes it report `_DOWN` for `STORE_RETRY` seconds, with one
-    WARNING per outage."""
+    thread. A failure makes it report `_DOWN` for `STORE_RETRY` seconds, doubling up to
+    `STORE_RETRY_MAX` while the store stays away, with one WARNING per outage; then one
+    call at a time probes it (a store that does not answer at all costs that one call
+    its connect timeout, not every call)."""
 
     def __init__(self, url: str, *, clock: Callable[[], float] = anyio.current_time) -> None:
         self.url = url
@@ -208,11 +211,13 @@ class StoreLink:
         self._store: Store | None = None
         self._opening = threading.Lock()
         self._down_until = -math.inf
+        self._retry = STORE_RETRY
+        self._probing = False
         self._warned = False
 
     @property
     def up(self) -> bool:
-        return self._clock() >= self._down_until
+        return not self._probing and self._clock() >= self._down_until
 
     def _invoke(self, name: str, *args: Any) -> Any:
         with self._opening:
@@ -227,10 +232,12 @@ class StoreLink:
         """The store method's answer, or `_DOWN`."""
         if not self.up:
             return _DOWN
+        probe = self._probing = self._warned  # in an outage, this call alone asks
         try:
             answer = await anyio.to_thread.run_sync(partial(self._invoke, name, *args))
         except StoreUnavailable as exc:
-            self._down_until = self._clock() + STORE_RETRY
+            self._down_until = self._clock() + self._retry
+            self._retry = min(STORE_RETRY_MAX, self._retry * 2)
             if not self._warned:
                 self._warned = True
                 logger.warning(
@@ -240,6 +247,10 @@ class StoreLink:
                     mask_url(str(exc)),
                 )
             return _DOWN
+        finally:
+            if probe:
+                self._probing = False
+        self._retry = STORE_RETRY
         if self._warned:
             self._warned = False
             logger.info("rate-limit store %s answers again: limits are shared again", self.shown)
