@@ -24,6 +24,7 @@ TEST_DEPS = [
     "fastapi>=0.110",  # the README's FastAPI recipe runs in the tests
     "pytest-xdist>=3.5",  # most tests wait on emulated time: two workers halve the wall
     "opentelemetry-sdk>=1.20",  # tracing tests (in-memory exporters; pulls opentelemetry-api)
+    "redis>=5",  # shared rate limits against a real redis-server (tests/test_stores.py)
 ]
 
 
@@ -60,7 +61,7 @@ def bench(session: nox.Session) -> None:
 
     `nox -s bench -- --smoke`: tiny sizes in under 30 s, prints the table, writes nothing
     (CI may run it; no time is ever asserted)."""
-    session.install("-e", ".[otel]", "uvicorn>=0.30")  # otel: B1-tracing
+    session.install("-e", ".[otel]", "uvicorn>=0.30", "redis>=5")  # otel: B1-tracing
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 
@@ -83,5 +84,5 @@ def generate_sync(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def types(session: nox.Session) -> None:
     """mypy --strict over the packages."""
-    session.install("-e", ".", "mypy>=1.10", "uvicorn>=0.30", "rich>=13")
+    session.install("-e", ".", "mypy>=1.10", "uvicorn>=0.30", "rich>=13", "redis>=5")
     session.run("mypy", "--strict")

@@ -39,7 +39,7 @@ from ._errors import (
 )
 from ._fanout import ProgressEvent, ProgressKind, ResumeCounts, RunMany, RunOutcome, RunSpec
 from ._http import APIResponse
-from ._limits import Limit, PollPolicy, RateClass, RateLimits
+from ._limits import Limit, PollPolicy, RateClass, RateLimits, RateLimitStatus
 from ._synthesis import DEFAULT_SYNTHESIS_PROMPT, MultiRunResult
 from .models import (
     AgentRun,
@@ -92,6 +92,7 @@ __all__ = [
     "ProgressKind",
     "RateClass",
     "RateLimitError",
+    "RateLimitStatus",
     "RateLimits",
     "Repository",
     "ResponseValidationError",

@@ -17,7 +17,7 @@ from ._create import CreatePolicy
 from ._curl import CapturedRequest, to_curl
 from ._fanout import ProgressEvent, RunInput, RunMany, RunOutcome, RunSpec, specs_of
 from ._http import APIResponse, Pipeline
-from ._limits import PollPolicy, RateLimits
+from ._limits import PollPolicy, RateClass, RateLimits, RateLimitStatus
 from ._logging import configure_from_env
 from ._polling import Poller
 from ._ratelimit import RateLimiter
@@ -110,13 +110,20 @@ class AsyncCodegen:
             tracing=tracing,
         )
         configure_from_env()
-        self.rate_limits = RateLimits.documented() if rate_limits is None else rate_limits
+        self.rate_limits = (
+            RateLimits.documented().shared(self._settings.rate_limit_store)
+            if rate_limits is None
+            else rate_limits
+        )
         self.poll_policy = PollPolicy() if poll_policy is None else poll_policy
         self._telemetry = _telemetry.load(self._settings.tracing, self._settings.base_url)
         self._create_policy = create_policy
+        self._limiter = RateLimiter(
+            self.rate_limits, identity=(self._settings.base_url, self._settings.api_key)
+        )
         self._http = Pipeline(
             self._settings,
-            limiter=RateLimiter(self.rate_limits),
+            limiter=self._limiter,
             http_client=http_client,
             telemetry=self._telemetry,
         )
@@ -266,6 +273,13 @@ class AsyncCodegen:
             return to_curl(captured.request, show_key=show_key)
         raise ValueError("as_curl: the call sent no request")
 
+    async def rate_limit_status(self) -> dict[RateClass, RateLimitStatus]:
+        """Every rate-limited class's bucket now: the documented `limit` per `per` seconds,
+        the `remaining` tokens, `next_token_in` seconds until the next frees up, and any
+        Retry-After pause in force (`paused_for`); read from the shared store when one is
+        configured (`RateLimits.shared`), and then `store` names it."""
+        return await self._limiter.status()
+
     # -- lifetime -----------------------------------------------------------------------
 
     async def aclose(self) -> None:
@@ -276,6 +290,7 @@ class AsyncCodegen:
         self._closed = True
         if self._parent is None:
             await self._http.aclose()
+            await self._limiter.aclose()
 
     async def __aenter__(self) -> AsyncCodegen:
         return self

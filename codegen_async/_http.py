@@ -6,9 +6,10 @@ the call's deadline, then error mapping or decoding. Between attempts: a retry d
 by `RetryPolicy` and a backoff sleep taken with `anyio.sleep` (backoff's own async
 decorator sleeps with asyncio and breaks under trio, so only its generators are used).
 
-The call's deadline (`timeout`, 30 s by default) covers the exchanges and the sleeps
-between them, so a body that drips slowly cannot hold a call past its timeout. Waiting
-for a token or a connection slot is queueing, not work, and is not charged to it.
+The call's deadline (`timeout`, 30 s by default) covers the waits for a rate-limit
+token, the exchanges and the sleeps between them, so neither a body that drips slowly nor
+a long Retry-After can hold a call past its timeout. Waiting for a connection slot is
+queueing, not work, and is not charged to it.
 
 Only a 2xx is a success. Redirects are never followed (a 3xx is an `APIStatusError`
 naming where it pointed): the key must not follow the request to another place. A body
@@ -528,8 +529,18 @@ class Pipeline:
         # The rate-limit token first, then a connection slot: a request waiting for its
         # token (a create, for up to a minute) must not hold a slot that reads need.
         bucket = self._limiter.bucket(rate_class)
-        if bucket is not None:
-            await bucket.acquire()
+        token: object = None
+        if bucket is not None:  # the wait for a token is part of the call's deadline
+            waited, limit = self._clock(), budget.remaining
+            try:
+                token = await bucket.acquire(limit)
+            except TimeoutError:
+                raise _errors.APITimeoutError(
+                    f"{method} {self._shown(url)} did not finish within {limit:.3g}s "
+                    "(no rate-limit token)",
+                    sent=False,
+                ) from None
+            budget.remaining -= self._clock() - waited
         if trace is not None:
             trace.token_acquired(rate_class.value)
         sent: float | None = None
@@ -549,7 +560,7 @@ class Pipeline:
                     budget.remaining -= elapsed
         finally:
             if bucket is not None:
-                bucket.release(sent=sent is not None)
+                await bucket.release(token, sent=sent is not None)
         request_id = response.headers.get("x-request-id")
         if trace is not None:
             trace.answered(response.status_code, request_id)
@@ -572,7 +583,7 @@ class Pipeline:
             return result
         error = self._status_error(response, content, request_id)
         if isinstance(error, _errors.RateLimitError) and bucket is not None:
-            bucket.slow_down(error.retry_after)
+            await bucket.slow_down(error.retry_after)  # held at most one window
         self._decide_status_retry(error, response.headers, retry)
         raise error
 

@@ -12,7 +12,9 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Limit", "PollPolicy", "RateClass", "RateLimits"]
+from ._stores import check_store_url, redact_url
+
+__all__ = ["Limit", "PollPolicy", "RateClass", "RateLimitStatus", "RateLimits"]
 
 
 class RateClass(str, enum.Enum):
@@ -60,15 +62,28 @@ def _check_factor(factor: float) -> float:
     return float(factor)
 
 
+def _store_url(url: object) -> str | None:
+    return None if url is None else check_store_url(url)
+
+
 @attrs.frozen
 class RateLimits:
     """Client-side limits per `RateClass`; a class missing from `limits` is not limited.
 
     `RateLimits.documented()` is the API's published table, `RateLimits.off()` limits
     nothing, and `.scaled(f)` multiplies every window by `f` (for a fast emulator clock).
+    `.shared(url)` keeps the budgets in a store that every process naming it shares
+    (`sqlite:///ABSOLUTE/PATH` on one machine, `redis://` / `rediss://` across many);
+    `.scaled()` and `.shared()` compose in either order. A 429's Retry-After holds a
+    bucket at most one window of that bucket (`per`); the error still reports it whole.
     """
 
     limits: dict[RateClass, Limit] = attrs.field(factory=dict)
+    store: str | None = attrs.field(
+        default=None,
+        converter=_store_url,
+        repr=lambda url: repr(None if url is None else redact_url(url)),
+    )
 
     @classmethod
     def documented(cls) -> RateLimits:
@@ -84,10 +99,41 @@ class RateLimits:
 
     def scaled(self, factor: float) -> RateLimits:
         f = _check_factor(factor)
-        return RateLimits({k: v.scaled(f) for k, v in self.limits.items()})
+        return attrs.evolve(self, limits={k: v.scaled(f) for k, v in self.limits.items()})
+
+    def shared(self, url: str | None) -> RateLimits:
+        """The same limits kept in the store at `url` (None: in this process only).
+
+        Every client with the same store, base URL and API key draws from the same
+        buckets; the store holds a hash of (base URL, API key), never the key. A
+        malformed URL, an unknown scheme, a relative SQLite path or a missing `redis`
+        package is a `ConfigurationError` here."""
+        return attrs.evolve(self, store=url)
 
     def get(self, rate_class: RateClass) -> Limit | None:
         return self.limits.get(rate_class)
+
+
+@attrs.frozen
+class RateLimitStatus:
+    """One bucket as `client.rate_limit_status()` sees it now.
+
+    `limit` requests per `per` seconds are documented; `capacity` is what the client
+    allows itself now (lower for a while after a 429); `remaining` tokens are free now;
+    the next one frees in `next_token_in` seconds (0 when one is free; an estimate from
+    below while every token is on a request still in flight); `paused_for` seconds of a
+    Retry-After hold are left. `store` is the shared store answering (password masked),
+    None when the bucket is this process's own or the store cannot be reached.
+    """
+
+    rate_class: RateClass
+    limit: int
+    per: float
+    capacity: int
+    remaining: int
+    next_token_in: float
+    paused_for: float
+    store: str | None = None
 
 
 @attrs.frozen

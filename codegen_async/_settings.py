@@ -53,6 +53,7 @@ ENV_MAX_RETRIES: Final = "CODEGEN_MAX_RETRIES"
 ENV_USER_AGENT: Final = "CODEGEN_USER_AGENT"
 ENV_MAX_RESPONSE_BYTES: Final = "CODEGEN_MAX_RESPONSE_BYTES"
 ENV_TRACING: Final = "CODEGEN_TRACING"
+ENV_RATE_LIMIT_STORE: Final = "CODEGEN_RATE_LIMIT_STORE"
 
 _KEY_FILE_KEYS: Final = ("api_key", "token")
 _SOURCE_ARGUMENT: Final = "argument"
@@ -87,6 +88,7 @@ class Settings:
     sources: dict[str, str] = attrs.field(factory=dict)
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     tracing: bool = True
+    rate_limit_store: str | None = attrs.field(default=None, repr=False)  # env only
 
 
 def default_config_paths() -> tuple[Path, ...]:
@@ -154,6 +156,8 @@ def resolve_settings(
     )
     found = _pick(tracing, environ, (ENV_TRACING,), files, ())
     traced = _record(sources, "tracing", found or (True, _SOURCE_DEFAULT), _parse_switch)
+    found = _pick(None, environ, (ENV_RATE_LIMIT_STORE,), files, ())
+    store = None if found is None else _record(sources, "rate_limit_store", found, _parse_store)
     return Settings(
         tracing=traced,
         api_key=key,
@@ -164,6 +168,7 @@ def resolve_settings(
         user_agent=agent,
         sources=sources,
         max_response_bytes=cap,
+        rate_limit_store=store,
     )
 
 
@@ -465,6 +470,13 @@ def _parse_user_agent(value: object, source: str) -> str:
             f"user_agent from {source} must be non-empty printable ASCII, got {_show(value)}"
         )
     return text
+
+
+def _parse_store(value: object, source: str) -> str:
+    """A rate-limit store URL (`RateLimits.shared`), checked by the stores' own rule."""
+    from ._stores import check_store_url  # _stores reads this module's _redact
+
+    return check_store_url(value, source)
 
 
 def _parse_url(value: object, source: str) -> str:

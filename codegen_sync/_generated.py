@@ -41,7 +41,9 @@ from codegen_async import (
     Page,
     PollPolicy,
     ProgressEvent,
+    RateClass,
     RateLimits,
+    RateLimitStatus,
     Repository,
     ResumeCounts,
     RunOutcome,
@@ -278,6 +280,14 @@ class Codegen:
             sync_callback(call, lambda c: Codegen._wrap(self._portal, c, self._lifeline)),
             show_key=show_key,
         )
+
+    def rate_limit_status(self) -> dict[RateClass, RateLimitStatus]:
+        """Every rate-limited class's bucket now: the documented `limit` per `per` seconds,
+        the `remaining` tokens, `next_token_in` seconds until the next frees up, and any
+        Retry-After pause in force (`paused_for`); read from the shared store when one is
+        configured (`RateLimits.shared`), and then `store` names it.
+        """
+        return self._portal.call(self._async.rate_limit_status)
 
     def close(self) -> None:
         """Close the connections this client opened (not an `http_client` it was given).

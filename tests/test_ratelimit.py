@@ -41,7 +41,7 @@ def test_tokens_come_back_one_window_after_release() -> None:
     assert bucket._try_take(clock()) == 0.0
     assert bucket._try_take(clock()) == float("inf")  # both in flight
     clock.now += 3
-    bucket.release()  # comes back at 113
+    bucket.give_back()  # comes back at 113
     assert bucket._try_take(clock()) == pytest.approx(10.0)
     clock.now += 10
     assert bucket._try_take(clock()) == 0.0
@@ -50,12 +50,12 @@ def test_tokens_come_back_one_window_after_release() -> None:
 def test_slow_down_lowers_capacity_holds_and_recovers() -> None:
     clock = FakeClock()
     bucket = Bucket(Limit(10, 10.0), clock=clock)
-    bucket.slow_down(retry_after=4.0)
+    bucket.hold(retry_after=4.0)
     assert bucket.capacity == 7
     assert bucket._try_take(clock()) == pytest.approx(4.0)
     clock.now += 4
     assert bucket._try_take(clock()) == 0.0
-    bucket.release()
+    bucket.give_back()
     clock.now += 10  # a quiet window
     bucket._try_take(clock())
     assert bucket.capacity == 10
@@ -72,7 +72,7 @@ async def test_no_two_requests_sharing_a_token_overlap_a_window() -> None:
         start = anyio.current_time()
         await anyio.sleep(0.001)
         end = anyio.current_time()
-        bucket.release()
+        await bucket.release()
         spans.append((start, end))
 
     async with anyio.create_task_group() as tg:
@@ -89,7 +89,7 @@ async def test_no_two_requests_sharing_a_token_overlap_a_window() -> None:
 async def test_waiting_for_a_token_is_cancellable() -> None:
     bucket = Bucket(Limit(1, 60.0))
     await bucket.acquire()
-    bucket.release()  # the only token is away for a minute
+    await bucket.release()  # the only token is away for a minute
     with anyio.move_on_after(0.05) as scope:
         await bucket.acquire()
     assert scope.cancelled_caught

@@ -166,6 +166,16 @@ def _add_emulator_behaviour(group: Any, default: Callable[[Any], Any]) -> None:
     )
 
 
+def _store_url(text: str) -> str:
+    from .._errors import ConfigurationError
+    from .._stores import check_store_url
+
+    try:
+        return check_store_url(text, "--rate-limit-store")
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_globals(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     """The global options; on commands they default to SUPPRESS so that a value given
     before the command is kept."""
@@ -184,6 +194,14 @@ def _add_globals(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
         type=_positive_int,
         default=default(None),
         help="organization (else CODEGEN_ORG_ID, else your first one)",
+    )
+    group.add_argument(
+        "--rate-limit-store",
+        type=_store_url,
+        default=default(None),
+        metavar="URL",
+        help="share rate limits with other processes: sqlite:///ABSOLUTE/PATH or redis://HOST "
+        "(else CODEGEN_RATE_LIMIT_STORE)",
     )
     group.add_argument(
         "--emulator",

@@ -11,6 +11,7 @@ import attrs
 
 from .._client import AsyncCodegen
 from .._create import UnconfirmedCreate
+from .._limits import RateLimits
 from ._emulated import emulator_session
 from ._output import Output
 
@@ -63,11 +64,18 @@ class Session:
 async def open_client(args: argparse.Namespace, out: Output) -> AsyncIterator[AsyncCodegen]:
     """The client the options ask for; with --emulator, one bound to the Emulator that
     keeps the runs of earlier --emulator commands (`_emulated`)."""
+    store = getattr(args, "rate_limit_store", None)  # --rate-limit-store, else the env's
+    shared = None if store is None else RateLimits.documented().shared(store)
     if not args.emulator:
-        client = AsyncCodegen(api_key=args.api_key, base_url=args.base_url, org_id=args.org_id)
+        client = AsyncCodegen(
+            api_key=args.api_key, base_url=args.base_url, org_id=args.org_id, rate_limits=shared
+        )
         async with client:
             yield client
         return
     with emulator_session(args, out) as emu:
-        async with emu, AsyncCodegen(**emu.client_options()) as client:
+        options = emu.client_options()
+        if store is not None:
+            options["rate_limits"] = options["rate_limits"].shared(store)
+        async with emu, AsyncCodegen(**options) as client:
             yield client

@@ -1,0 +1,162 @@
+"""Where shared rate-limit budgets live: an SQLite file (one machine) or Redis (many).
+
+Without a store, each client limits in its own memory (`_ratelimit.Bucket`). With one,
+every client that names the same store and the same (base URL, API key) draws from the
+same buckets. A bucket is a sliding log of *leases*, one per request:
+
+- `take` (atomic: an SQLite `BEGIN IMMEDIATE` transaction or one Redis Lua script) drops
+  expired leases and, when fewer than `capacity` remain, adds one that expires at
+  `now + per + bound` (`bound`: the longest a request can take, so a process that dies
+  holding a lease gives it back on its own); otherwise it says how long until a token
+  can free up: the oldest finished lease's expiry, or one window from now while every
+  lease is still in flight;
+- `finish` rewrites the lease to expire `per` seconds after the response ended (the
+  guarantee of the in-process limiter: two requests sharing a token reach the server at
+  least a window apart, whatever the latency), `cancel` drops a lease never sent;
+- `pause` records a Retry-After for the bucket, seen by every process.
+
+Times are the store's own clock (Redis `TIME`, the SQLite machine's wall clock), so
+clients on several machines agree. Store keys hold a SHA-256 of (base URL, API key) and
+the rate class: the key never reaches the store. Store calls are blocking and run in a
+worker thread (`anyio.to_thread`), so they work under asyncio and trio alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import attrs
+
+from .._errors import ConfigurationError
+from .._settings import redact_url
+
+__all__ = [
+    "BucketState",
+    "Store",
+    "StoreUnavailable",
+    "Take",
+    "bucket_key",
+    "check_store_url",
+    "open_store",
+    "redact_url",
+]
+
+SCHEMES = ("sqlite", "redis", "rediss")
+_HINT = "use sqlite:///ABSOLUTE/PATH, redis://HOST:PORT/DB or rediss://HOST:PORT/DB"
+
+
+class StoreUnavailable(Exception):
+    """The store did not answer (down, locked, unwritable); the message says why."""
+
+
+@attrs.frozen
+class Take:
+    """The answer of `Store.take`: a lease was taken, or how long until one may be."""
+
+    taken: bool
+    wait: float  # seconds; 0 when taken
+
+
+@attrs.frozen
+class BucketState:
+    """What a bucket holds now: leases counted, seconds until the next frees, pause left."""
+
+    in_use: int
+    next_free_in: float
+    paused_for: float
+
+
+class Store(Protocol):
+    """A shared budget store. Every method blocks; call it from a worker thread."""
+
+    url: str
+
+    def take(self, key: str, lease: str, capacity: int, per: float, bound: float) -> Take: ...
+
+    def finish(self, key: str, lease: str, per: float) -> None: ...
+
+    def cancel(self, key: str, lease: str) -> None: ...
+
+    def pause(self, key: str, seconds: float) -> None: ...
+
+    def state(self, key: str, per: float) -> BucketState: ...
+
+    def close(self) -> None: ...
+
+
+def bucket_key(base_url: str, api_key: str, rate_class: str) -> str:
+    """The store's name for one bucket: a hash of where and whose, never the key itself."""
+    digest = hashlib.sha256(f"{base_url}\n{api_key}".encode()).hexdigest()[:32]
+    return f"codegen-ratelimit:{digest}:{rate_class}"
+
+
+def check_store_url(url: object, source: str = "RateLimits.shared") -> str:
+    """The URL as given when it names a usable store; a `ConfigurationError` naming the
+    problem (any password masked) otherwise."""
+    if not isinstance(url, str):
+        raise ConfigurationError(
+            f"rate-limit store from {source} must be a URL string, not {type(url).__name__}"
+        )
+    text = url.strip()
+    shown = redact_url(text)
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        raise ConfigurationError(
+            f"rate-limit store from {source} is not a valid URL: {shown!r}; {_HINT}"
+        ) from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        what = f"unknown scheme {scheme!r}" if scheme else "no scheme"
+        raise ConfigurationError(f"rate-limit store from {source} {shown!r} has {what}; {_HINT}")
+    if scheme == "sqlite":
+        _sqlite_path(text, source)
+    else:
+        _check_redis(parts.path, shown, source)
+    return text
+
+
+def _sqlite_path(url: str, source: str) -> str:
+    prefix = "sqlite:///"
+    if not url.lower().startswith(prefix) or "?" in url or "#" in url:
+        raise ConfigurationError(
+            f"rate-limit store from {source} {redact_url(url)!r} must be sqlite:///ABSOLUTE/PATH "
+            "(three slashes, then the absolute path; no host, query or fragment)"
+        )
+    path = url[len(prefix) :]
+    if not path or not os.path.isabs(path):
+        raise ConfigurationError(
+            f"rate-limit store from {source} {url!r} names the relative path {path!r}: "
+            "give an absolute one, e.g. f\"sqlite:///{Path('limits.sqlite3').resolve()}\" "
+            "(four slashes on POSIX)"
+        )
+    return path
+
+
+def _check_redis(path: str, shown: str, source: str) -> None:
+    db = path.strip("/")
+    if db and not (db.isascii() and db.isdigit()):
+        raise ConfigurationError(
+            f"rate-limit store from {source} {shown!r}: the database must be a number, got {db!r}"
+        )
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigurationError(
+            f"rate-limit store from {source} {shown!r} needs the redis package: "
+            "pip install 'codegen-async[redis]'"
+        )
+
+
+def open_store(url: str) -> Store:
+    """The store for a URL accepted by `check_store_url` (nothing is contacted yet)."""
+    if url.lower().startswith("sqlite:"):
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore(url, _sqlite_path(url, "open_store"))
+    from .redis import RedisStore
+
+    return RedisStore(url)
