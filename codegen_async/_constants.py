@@ -7,7 +7,6 @@ __all__ = [
     "GROUP_METADATA_KEY",
     "IDEMPOTENCY_METADATA_KEY",
     "ROLE_METADATA_KEY",
-    "TERMINAL_STATUSES",
 ]
 
 DEFAULT_BASE_URL = "https://api.codegen.com"
@@ -21,17 +20,3 @@ IDEMPOTENCY_METADATA_KEY = "codegen_sdk_idempotency_key"
 # "synthesis").
 GROUP_METADATA_KEY = "codegen_sdk_group_id"
 ROLE_METADATA_KEY = "codegen_sdk_role"
-
-# Statuses after which a run no longer changes by itself.
-TERMINAL_STATUSES = frozenset(
-    {
-        "COMPLETE",
-        "FAILED",
-        "ERROR",
-        "CANCELLED",
-        "STOPPED",
-        "TIMEOUT",
-        "MAX_ITERATIONS_REACHED",
-        "OUT_OF_TOKENS",
-    }
-)

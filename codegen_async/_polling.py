@@ -28,6 +28,7 @@ import anyio
 
 from . import _errors, _validate
 from ._limits import PollPolicy
+from ._pagination import MAX_PAGE_SIZE
 from .models import AgentRun, Page, SourceType
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ __all__ = ["Poller", "RunSource", "WatchGroup"]
 
 logger = logging.getLogger("codegen_async")
 
-_PAGE = 100
+_PAGE = MAX_PAGE_SIZE
 # Errors that end a wait: polling again cannot make them go away.
 _FATAL = (
     _errors.NotFoundError,

@@ -14,8 +14,6 @@ from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
-from ._constants import TERMINAL_STATUSES
-
 __all__ = [
     "AgentRun",
     "AgentRunLog",
@@ -102,6 +100,22 @@ class RunStatus(_OpenStrEnum):
     def succeeded(self) -> bool:
         """True only for COMPLETE."""
         return self._value_ == "COMPLETE"
+
+
+# Statuses after which a run no longer changes by itself.
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    s.value
+    for s in (
+        RunStatus.COMPLETE,
+        RunStatus.FAILED,
+        RunStatus.ERROR,
+        RunStatus.CANCELLED,
+        RunStatus.STOPPED,
+        RunStatus.TIMEOUT,
+        RunStatus.MAX_ITERATIONS_REACHED,
+        RunStatus.OUT_OF_TOKENS,
+    )
+)
 
 
 class SourceType(_OpenStrEnum):

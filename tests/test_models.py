@@ -15,10 +15,9 @@ import attrs
 import pytest
 
 from codegen_async import models
-from codegen_async._constants import TERMINAL_STATUSES
 from codegen_async._convert import _parse_iso_slow, parse_timestamp, structure, unstructure
 from codegen_async._errors import ResponseValidationError
-from codegen_async.models import AgentRun, Page, RunStatus, SourceType
+from codegen_async.models import TERMINAL_STATUSES, AgentRun, Page, RunStatus, SourceType
 
 from .spec_tools import load_spec, resolve, sample, sample_field
 
