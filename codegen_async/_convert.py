@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 import attrs
 
 from ._errors import ResponseValidationError
+from ._validate import shorten
 from .models import AgentRunWithLogs, Page, _Model, _OpenStrEnum
 
 if TYPE_CHECKING:
@@ -66,9 +67,7 @@ def _show(value: object) -> str:
     if value is None or isinstance(value, (list, dict)):
         return _kind(value)
     text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{_kind(value)} {text}"
+    return f"{_kind(value)} {shorten(text, 40)}"
 
 
 def _describe(tp: Any) -> str:

@@ -149,7 +149,7 @@ class Poller:
         on_update: Callable[[AgentRun], object] | None = None,
     ) -> AgentRun:
         """Return the run once it is terminal (see `AgentRuns.wait`)."""
-        _check_timeout(timeout)
+        _validate.timeout("timeout", timeout)
         sub = _Subscriber()
         watch = self._subscribe(run, sub)
         if watch.trace is not None:
@@ -182,7 +182,7 @@ class Poller:
         self, runs: Iterable[AgentRun | int], *, timeout: float | None = None
     ) -> AsyncIterator[AgentRun]:
         """Yield each run once, as it becomes terminal."""
-        _check_timeout(timeout)
+        _validate.timeout("timeout", timeout)
         deadline = math.inf if timeout is None else self._clock() + timeout
         group = self.group()
         try:
@@ -217,7 +217,11 @@ class Poller:
 
     def _subscribe(self, run: AgentRun | int, sub: _Subscriber) -> _Watch:
         snapshot = run if isinstance(run, AgentRun) else None
-        run_id = snapshot.id if snapshot is not None else _run_id(run)
+        run_id = (
+            snapshot.id
+            if snapshot is not None
+            else _validate.positive_int("run (an AgentRun or an int id)", run)
+        )
         watch = self._watches.get(run_id)
         if watch is None:
             now = self._clock()
@@ -395,11 +399,3 @@ class WatchGroup:
         for watch in self.pending.values():
             self._poller._unsubscribe(watch, self._sub)
         self.pending.clear()
-
-
-def _run_id(run: object) -> int:
-    return _validate.positive_int("run (an AgentRun or an int id)", run)
-
-
-def _check_timeout(timeout: float | None) -> None:
-    _validate.timeout("timeout", timeout)

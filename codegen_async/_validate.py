@@ -47,6 +47,16 @@ _AGENT_TYPES: tuple[str, ...] = get_args(AgentType)
 _DATA_URI = re.compile(r"^data:[\w.+-]+/[\w.+-]+(;[\w.+-]+=[\w.+-]+)*;base64,[A-Za-z0-9+/=\s]*$")
 
 
+def shorten(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters (ending in "...") when longer."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A short repr of a (non-secret) bad value, for an error message."""
+    return shorten(repr(value), limit)
+
+
 def positive_int(name: str, value: object) -> int:
     """An id: an int > 0 (bools refused)."""
     if not isinstance(value, int) or isinstance(value, bool):
