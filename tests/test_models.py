@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import typing
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pytest
@@ -501,3 +501,36 @@ def test_unstructure_is_json() -> None:
     assert data["created_at"] == "2026-01-02T03:04:05.678901+00:00"
     assert data["github_pull_requests"][0]["created_at"] == "2026-01-02T04:00:00+00:00"
     assert json.loads(json.dumps(data)) == data
+
+
+# -- the converter's one dispatcher and its generated source ------------------------------
+
+
+def test_both_tiers_follow_one_dispatcher() -> None:
+    from codegen_async import _convert
+
+    assert set(_convert._EMITTERS) == set(_convert._LOCATORS)
+    shapes = {
+        _convert._shape(tp)
+        for tp in (Any, int, str | None, RunStatus, datetime, Literal["a"], list[int],
+                   dict[str, int], AgentRun, complex)
+    }  # fmt: skip
+    assert shapes == set(_convert._EMITTERS)
+
+
+def test_generated_hooks_show_their_source_in_tracebacks() -> None:
+    import traceback
+
+    from codegen_async import _convert
+
+    hook = _convert.get_converter().get_structure_hook(Page[AgentRun])
+    with pytest.raises(_convert._Invalid) as caught:
+        hook({"items": [{"id": "seven", "organization_id": 1}], "total": 1}, Page[AgentRun])
+    generated = [
+        frame
+        for frame in traceback.extract_tb(caught.value.__traceback__)
+        if frame.filename.startswith("<codegen_async structure")
+    ]
+    assert generated, "no frame of generated code in the traceback"
+    assert all(frame.line for frame in generated)  # linecache holds the source
+    assert any("AgentRun" in frame.filename for frame in generated)
