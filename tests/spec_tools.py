@@ -50,6 +50,12 @@ def short_id(operation_id: str) -> str:
     return operation_id.split("_v1_")[0]
 
 
+def spec_by_row() -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """{row id of `codegen_async._operations`: (METHOD, path template, operation)} for
+    every operation of the spec."""
+    return {short_id(op["operationId"]): (method, path, op) for method, path, op in operations()}
+
+
 _RATE_LIMIT = re.compile(r"Rate limit: (\d+) requests per (?:(\d+) seconds|(minute))")
 
 

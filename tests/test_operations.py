@@ -21,7 +21,7 @@ from codegen_async._http import RetryPolicy
 from codegen_async._limits import RateClass
 from codegen_async._operations import BY_ID, CREATE_AGENT_RUN, OPERATIONS
 
-from .spec_tools import operations, rate_limit, response_schema, sample, short_id
+from .spec_tools import rate_limit, response_schema, sample, spec_by_row
 
 ORG = 7
 Call = Callable[[AsyncCodegen], Awaitable[Any]]
@@ -202,7 +202,7 @@ LEGACY_RESPONSE = {
 }
 
 
-SPEC_OPS = {short_id(op["operationId"]): (method, path, op) for method, path, op in operations()}
+SPEC_OPS = spec_by_row()
 
 
 def test_the_operation_table_is_the_spec() -> None:
