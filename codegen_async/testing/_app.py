@@ -1,9 +1,11 @@
 """The Emulator's ASGI app: routing, auth, rate limits, validation and handlers.
 
-Hand-written (no web framework): routes are compiled once; a request is matched,
-counted, put through faults, auth (Bearer key), the rate limiter and validation
-(FastAPI-shaped 422s), then handled against the `Store`. Every response is JSON
-with content-type, content-length and x-request-id.
+Hand-written (no web framework): routes come from the SDK's operation table
+(`codegen_async._operations`: each row's id, method, path and rate class; this module
+adds only the inputs each validates and its handler) and are compiled once; a request
+is matched, counted, put through faults, auth (Bearer key), the rate limiter and
+validation (FastAPI-shaped 422s), then handled against the `Store`. Every response is
+JSON with content-type, content-length and x-request-id.
 """
 
 from __future__ import annotations
