@@ -9,8 +9,6 @@ async with AsyncCodegen() as client:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from ._client import AsyncCodegen
 from ._constants import IDEMPOTENCY_METADATA_KEY
 from ._create import CreatePolicy, UnconfirmedCreate
@@ -41,6 +39,7 @@ from ._fanout import ProgressEvent, ProgressKind, ResumeCounts, RunMany, RunOutc
 from ._http import APIResponse
 from ._limits import Limit, PollPolicy, RateClass, RateLimits, RateLimitStatus
 from ._synthesis import DEFAULT_SYNTHESIS_PROMPT, MultiRunResult
+from ._version import __version__
 from .models import (
     AgentRun,
     AgentRunLog,

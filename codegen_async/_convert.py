@@ -9,6 +9,10 @@ enum values. It runs in two tiers:
 * on any failure, `_locate` walks the same data and types slowly to name the first
   bad field (`items[3].status`), and `structure` raises `ResponseValidationError`.
 
+Both tiers dispatch on one function, `_shape` (which kind of type this is), each with one
+entry per shape (`_EMITTERS`, `_LOCATORS`). The generated source is registered in
+`linecache`, as attrs and cattrs do, so a traceback through a hook shows its lines.
+
 Field renames, if the API ever needs them, belong here (`_RENAMES`), not in the models.
 """
 
@@ -16,16 +20,18 @@ from __future__ import annotations
 
 import functools
 import itertools
+import linecache
 import re
 import types
 import typing
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, Union
 
 import attrs
 
 from ._errors import ResponseValidationError
+from ._validate import shorten
 from .models import POSITIVE_ID, AgentRunWithLogs, Page, _Model, _OpenStrEnum
 
 if TYPE_CHECKING:
@@ -66,9 +72,7 @@ def _show(value: object) -> str:
     if value is None or isinstance(value, (list, dict)):
         return _kind(value)
     text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{_kind(value)} {text}"
+    return f"{_kind(value)} {shorten(text, 40)}"
 
 
 def _describe(tp: Any) -> str:
@@ -199,6 +203,34 @@ def _substitute(tp: Any, mapping: dict[Any, Any]) -> Any:
     return origin[new]
 
 
+def _shape(tp: Any) -> str:
+    """Which kind of type `tp` is: the one dispatch both tiers follow.
+
+    The fast path (`_EMITTERS`) and the error locator (`_LOCATORS`) each hold one entry
+    per shape, so they cannot disagree on what a type is (a test checks both cover
+    every shape)."""
+    if tp is Any or tp is object:
+        return "any"
+    if _classes(tp) is not None:
+        return "classes"
+    if _union_args(tp) is not None:
+        return "union"
+    if _is_open_enum(tp):
+        return "enum"
+    if tp is datetime:
+        return "datetime"
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "literal"
+    if origin is list:
+        return "list"
+    if origin is dict:
+        return "dict"
+    if _is_attrs(tp):
+        return "attrs"
+    return "unknown"
+
+
 @attrs.frozen
 class _Field:
     name: str
@@ -231,6 +263,9 @@ def _fields(tp: Any) -> list[_Field]:
 # ------------------------------------------------------------------------- fast path
 
 
+_compiled = itertools.count(1)
+
+
 class _Source:
     """Lines of generated code plus the objects they refer to."""
 
@@ -247,9 +282,14 @@ class _Source:
     def local(self, hint: str) -> str:
         return f"{hint}{next(self._counter)}"
 
-    def compile(self, name: str) -> Any:
-        code = compile("\n".join(self.lines), f"<codegen_async structure {name}>", "exec")
-        exec(code, self.namespace)
+    def compile(self, name: str, tp: Any) -> Any:
+        """Define function `name` (decoding `tp`) from the lines; its source is registered
+        in `linecache` under a unique file name, as attrs and cattrs do, so a traceback
+        through it shows the generated lines."""
+        source = "\n".join(self.lines) + "\n"
+        filename = f"<codegen_async structure {_type_name(tp)} #{next(_compiled)}>"
+        exec(compile(source, filename, "exec"), self.namespace)
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         return self.namespace[name]
 
 
@@ -296,37 +336,44 @@ def _check_only(tp: Any) -> bool:
 
 def _emit(src: _Source, tp: Any, var: str, pad: str) -> None:
     """Append lines that check `var` against `tp`, rebinding it to the decoded value."""
-    if tp is Any or tp is object:
-        return
-    test = _class_test(src, tp, var)
-    if test is not None:
-        src.lines.append(f"{pad}if not ({test}): raise _Invalid")
-        return
-    args = _union_args(tp)
-    if args is not None:
-        _emit_union(src, tp, args, var, pad)
-    elif _is_open_enum(tp):
-        known = src.bind(tp._value2member_map_, "members")
-        cls = src.bind(tp, "enum")
-        src.lines.append(f"{pad}{var} = {known}.get({var}) or {cls}({var})")
-    elif tp is datetime:
-        src.lines.append(f"{pad}{var} = {src.bind(parse_timestamp, 'ts')}({var})")
-    elif typing.get_origin(tp) is Literal:
-        allowed = src.bind(frozenset(typing.get_args(tp)), "allowed")
-        src.lines.append(f"{pad}if {var}.__class__ is bool or {var} not in {allowed}:")
-        src.lines.append(f"{pad}    raise _Invalid")
-    elif typing.get_origin(tp) is list:
-        _emit_list(src, tp, var, pad)
-    elif typing.get_origin(tp) is dict:
-        _emit_dict(src, tp, var, pad)
-    elif _is_attrs(tp):
-        hook = src.bind(get_converter().get_structure_hook(tp), "hook")
-        src.lines.append(f"{pad}{var} = {hook}({var}, {src.bind(tp, 'type')})")
-    else:
-        raise TypeError(f"codegen_async cannot decode type {tp!r}")
+    _EMITTERS[_shape(tp)](src, tp, var, pad)
 
 
-def _emit_union(src: _Source, tp: Any, args: tuple[Any, ...], var: str, pad: str) -> None:
+def _emit_nothing(src: _Source, tp: Any, var: str, pad: str) -> None:
+    return
+
+
+def _emit_classes(src: _Source, tp: Any, var: str, pad: str) -> None:
+    src.lines.append(f"{pad}if not ({_class_test(src, tp, var)}): raise _Invalid")
+
+
+def _emit_enum(src: _Source, tp: Any, var: str, pad: str) -> None:
+    known = src.bind(tp._value2member_map_, "members")
+    cls = src.bind(tp, "enum")
+    src.lines.append(f"{pad}{var} = {known}.get({var}) or {cls}({var})")
+
+
+def _emit_datetime(src: _Source, tp: Any, var: str, pad: str) -> None:
+    src.lines.append(f"{pad}{var} = {src.bind(parse_timestamp, 'ts')}({var})")
+
+
+def _emit_literal(src: _Source, tp: Any, var: str, pad: str) -> None:
+    allowed = src.bind(frozenset(typing.get_args(tp)), "allowed")
+    src.lines.append(f"{pad}if {var}.__class__ is bool or {var} not in {allowed}:")
+    src.lines.append(f"{pad}    raise _Invalid")
+
+
+def _emit_attrs(src: _Source, tp: Any, var: str, pad: str) -> None:
+    hook = src.bind(get_converter().get_structure_hook(tp), "hook")
+    src.lines.append(f"{pad}{var} = {hook}({var}, {src.bind(tp, 'type')})")
+
+
+def _emit_unknown(src: _Source, tp: Any, var: str, pad: str) -> None:
+    raise TypeError(f"codegen_async cannot decode type {tp!r}")
+
+
+def _emit_union(src: _Source, tp: Any, var: str, pad: str) -> None:
+    args = typing.cast(tuple[Any, ...], _union_args(tp))
     others = [a for a in args if a is not _NoneType]
     nullable = len(others) < len(args)
     tests = [_class_test(src, a, var) for a in others]
@@ -402,7 +449,7 @@ def _make_value_hook(tp: Any) -> Hook:
     src.lines.append("def structure_value(v, _):")
     _emit(src, tp, "v", "    ")
     src.lines.append("    return v")
-    return typing.cast(Hook, src.compile("structure_value"))
+    return typing.cast(Hook, src.compile("structure_value", tp))
 
 
 def _make_attrs_hook(tp: Any) -> Hook:
@@ -438,7 +485,7 @@ def _make_attrs_hook(tp: Any) -> Hook:
             src.lines.append("    else:")
             src.lines.append(f"        {var} = {expr}")
     src.lines.extend(_construct(src, typing.get_origin(tp) or tp, cls, fields, names))
-    return typing.cast(Hook, src.compile("structure_model"))
+    return typing.cast(Hook, src.compile("structure_model", tp))
 
 
 def _construct(
@@ -489,40 +536,46 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _locate(value: Any, tp: Any, path: str) -> tuple[str, str] | None:
+Problem: TypeAlias = "tuple[str, str] | None"  # (path, reason); None: the value fits
+
+
+def _locate(value: Any, tp: Any, path: str) -> Problem:
     """The path and reason of the first part of `value` that `tp` cannot read."""
-    if tp is Any or tp is object:
+    return _LOCATORS[_shape(tp)](value, tp, path)
+
+
+def _locate_nothing(value: Any, tp: Any, path: str) -> Problem:
+    return None
+
+
+def _locate_classes(value: Any, tp: Any, path: str) -> Problem:
+    if value.__class__ in typing.cast(tuple[type, ...], _classes(tp)):
         return None
-    args = _union_args(tp)
-    if args is not None:
-        return _locate_union(value, args, path)
-    classes = _classes(tp)
-    if classes is not None:
-        if value.__class__ in classes:
-            return None
-        return path, f"expected {_describe(tp)}, got {_show(value)}"
-    if _is_open_enum(tp):
-        if value.__class__ is str:
-            return None
-        return path, f"expected string ({tp.__name__}), got {_show(value)}"
-    if tp is datetime:
-        try:
-            parse_timestamp(value)
-        except _Invalid as exc:
-            return path, str(exc)
+    return path, f"expected {_describe(tp)}, got {_show(value)}"
+
+
+def _locate_enum(value: Any, tp: Any, path: str) -> Problem:
+    if value.__class__ is str:
         return None
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value.__class__ is not bool and _hashable(value) and value in choices:
-            return None
-        return path, f"expected one of {', '.join(map(repr, choices))}, got {_show(value)}"
-    if origin is list:
-        return _locate_list(value, tp, path)
-    if origin is dict:
-        return _locate_dict(value, tp, path)
-    if _is_attrs(tp):
-        return _locate_attrs(value, tp, path)
+    return path, f"expected string ({tp.__name__}), got {_show(value)}"
+
+
+def _locate_datetime(value: Any, tp: Any, path: str) -> Problem:
+    try:
+        parse_timestamp(value)
+    except _Invalid as exc:
+        return path, str(exc)
+    return None
+
+
+def _locate_literal(value: Any, tp: Any, path: str) -> Problem:
+    choices = typing.get_args(tp)
+    if value.__class__ is not bool and _hashable(value) and value in choices:
+        return None
+    return path, f"expected one of {', '.join(map(repr, choices))}, got {_show(value)}"
+
+
+def _locate_unknown(value: Any, tp: Any, path: str) -> Problem:
     return path, f"cannot decode type {tp!r}"
 
 
@@ -534,7 +587,8 @@ def _hashable(value: object) -> bool:
     return True
 
 
-def _locate_union(value: Any, args: tuple[Any, ...], path: str) -> tuple[str, str] | None:
+def _locate_union(value: Any, tp: Any, path: str) -> Problem:
+    args = typing.cast(tuple[Any, ...], _union_args(tp))
     found = []
     for member in args:
         problem = _locate(value, member, path)
@@ -548,7 +602,7 @@ def _locate_union(value: Any, args: tuple[Any, ...], path: str) -> tuple[str, st
     return path, f"expected {wanted}, got {_show(value)}"
 
 
-def _locate_list(value: Any, tp: Any, path: str) -> tuple[str, str] | None:
+def _locate_list(value: Any, tp: Any, path: str) -> Problem:
     if value.__class__ is not list:
         return path, f"expected array, got {_show(value)}"
     (item,) = typing.get_args(tp) or (Any,)
@@ -559,7 +613,7 @@ def _locate_list(value: Any, tp: Any, path: str) -> tuple[str, str] | None:
     return None
 
 
-def _locate_dict(value: Any, tp: Any, path: str) -> tuple[str, str] | None:
+def _locate_dict(value: Any, tp: Any, path: str) -> Problem:
     if value.__class__ is not dict:
         return path, f"expected object, got {_show(value)}"
     key_type, value_type = typing.get_args(tp) or (Any, Any)
@@ -573,7 +627,7 @@ def _locate_dict(value: Any, tp: Any, path: str) -> tuple[str, str] | None:
     return None
 
 
-def _locate_attrs(value: Any, tp: Any, path: str) -> tuple[str, str] | None:
+def _locate_attrs(value: Any, tp: Any, path: str) -> Problem:
     if value.__class__ is not dict:
         return path, f"expected object, got {_show(value)}"
     for field in _fields(tp):
@@ -589,6 +643,32 @@ def _locate_attrs(value: Any, tp: Any, path: str) -> tuple[str, str] | None:
             return where, f"expected an id > 0, got {_show(value[field.key])}"
     return None
 
+
+# The two tiers, one entry per shape of `_shape`.
+_EMITTERS: dict[str, Callable[[_Source, Any, str, str], None]] = {
+    "any": _emit_nothing,
+    "classes": _emit_classes,
+    "union": _emit_union,
+    "enum": _emit_enum,
+    "datetime": _emit_datetime,
+    "literal": _emit_literal,
+    "list": _emit_list,
+    "dict": _emit_dict,
+    "attrs": _emit_attrs,
+    "unknown": _emit_unknown,
+}
+_LOCATORS: dict[str, Callable[[Any, Any, str], Problem]] = {
+    "any": _locate_nothing,
+    "classes": _locate_classes,
+    "union": _locate_union,
+    "enum": _locate_enum,
+    "datetime": _locate_datetime,
+    "literal": _locate_literal,
+    "list": _locate_list,
+    "dict": _locate_dict,
+    "attrs": _locate_attrs,
+    "unknown": _locate_unknown,
+}
 
 # ---------------------------------------------------------------------- the converter
 

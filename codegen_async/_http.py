@@ -48,6 +48,7 @@ from ._curl import CapturedRequest
 from ._limits import RateClass
 from ._ratelimit import RateLimiter
 from ._settings import Settings, is_loopback_host, redact_url
+from ._version import __version__
 
 if TYPE_CHECKING:
     from ._telemetry import CallTrace, Telemetry
@@ -129,8 +130,6 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
 
 
 def user_agent(extra: str | None) -> str:
-    from . import __version__
-
     ua = f"codegen-async/{__version__} Python/{platform.python_version()} httpx/{httpx.__version__}"
     return f"{ua} {extra}" if extra else ua
 

@@ -28,6 +28,7 @@ import anyio
 
 from . import _errors, _validate
 from ._limits import PollPolicy
+from ._pagination import MAX_PAGE_SIZE
 from .models import AgentRun, Page, SourceType
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ __all__ = ["Poller", "RunSource", "WatchGroup"]
 
 logger = logging.getLogger("codegen_async")
 
-_PAGE = 100
+_PAGE = MAX_PAGE_SIZE
 # Errors that end a wait: polling again cannot make them go away.
 _FATAL = (
     _errors.NotFoundError,
@@ -148,7 +149,7 @@ class Poller:
         on_update: Callable[[AgentRun], object] | None = None,
     ) -> AgentRun:
         """Return the run once it is terminal (see `AgentRuns.wait`)."""
-        _check_timeout(timeout)
+        _validate.timeout("timeout", timeout)
         sub = _Subscriber()
         watch = self._subscribe(run, sub)
         if watch.trace is not None:
@@ -181,7 +182,7 @@ class Poller:
         self, runs: Iterable[AgentRun | int], *, timeout: float | None = None
     ) -> AsyncIterator[AgentRun]:
         """Yield each run once, as it becomes terminal."""
-        _check_timeout(timeout)
+        _validate.timeout("timeout", timeout)
         deadline = math.inf if timeout is None else self._clock() + timeout
         group = self.group()
         try:
@@ -216,7 +217,11 @@ class Poller:
 
     def _subscribe(self, run: AgentRun | int, sub: _Subscriber) -> _Watch:
         snapshot = run if isinstance(run, AgentRun) else None
-        run_id = snapshot.id if snapshot is not None else _run_id(run)
+        run_id = (
+            snapshot.id
+            if snapshot is not None
+            else _validate.positive_int("run (an AgentRun or an int id)", run)
+        )
         watch = self._watches.get(run_id)
         if watch is None:
             now = self._clock()
@@ -394,11 +399,3 @@ class WatchGroup:
         for watch in self.pending.values():
             self._poller._unsubscribe(watch, self._sub)
         self.pending.clear()
-
-
-def _run_id(run: object) -> int:
-    return _validate.positive_int("run (an AgentRun or an int id)", run)
-
-
-def _check_timeout(timeout: float | None) -> None:
-    _validate.timeout("timeout", timeout)

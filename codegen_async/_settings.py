@@ -26,6 +26,7 @@ import httpx
 from . import _validate
 from ._constants import DEFAULT_BASE_URL
 from ._errors import ConfigurationError
+from ._validate import shown as _show
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -58,7 +59,6 @@ ENV_RATE_LIMIT_STORE: Final = "CODEGEN_RATE_LIMIT_STORE"
 _KEY_FILE_KEYS: Final = ("api_key", "token")
 _SOURCE_ARGUMENT: Final = "argument"
 _SOURCE_DEFAULT: Final = "default"
-_SHOWN_CHARS: Final = 60
 _T = TypeVar("_T")
 
 
@@ -262,7 +262,7 @@ def _read_config_file(path: Path) -> dict[str, Any] | None:
         raise ConfigurationError(f"config file {path} is a directory, not a JSON file") from None
     except OSError as exc:
         raise ConfigurationError(f"config file {path} cannot be read: {exc.strerror}") from None
-    data = _decode_json(raw, path)
+    data = _config_json(raw, path)
     if _holds_key(data) and os.name == "posix" and stat.S_IMODE(mode) & 0o077:
         warnings.warn(
             f"config file {path} holds an API key and can be read by other users "
@@ -273,7 +273,7 @@ def _read_config_file(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def _decode_json(raw: bytes, path: Path) -> dict[str, Any]:
+def _config_json(raw: bytes, path: Path) -> dict[str, Any]:
     """Parse a config file's bytes; the error never quotes the file's content."""
     try:
         data = json.loads(raw)
@@ -322,12 +322,6 @@ def _is_sdk_module(name: str) -> bool:
 
 
 # --- checking a value ------------------------------------------------------------------
-
-
-def _show(value: object) -> str:
-    """A short repr of a (non-secret) bad value for an error message."""
-    text = repr(value)
-    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
 
 def _is_header_safe(text: str, *, allow_space: bool) -> bool:

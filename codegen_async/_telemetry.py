@@ -97,7 +97,7 @@ class Telemetry:
     def __init__(self, base_url: str) -> None:
         from opentelemetry import context, metrics, trace
 
-        from . import __version__
+        from ._version import __version__
 
         self._context: Any = context
         self._trace: Any = trace

@@ -21,7 +21,9 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
+
+from .models import AgentType
 
 __all__ = [
     "agent_type",
@@ -41,8 +43,18 @@ _E = TypeVar("_E", bound=enum.Enum)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _MAX_JSON_DEPTH = 64
 
-_AGENT_TYPES = ("codegen", "claude_code")
+_AGENT_TYPES: tuple[str, ...] = get_args(AgentType)
 _DATA_URI = re.compile(r"^data:[\w.+-]+/[\w.+-]+(;[\w.+-]+=[\w.+-]+)*;base64,[A-Za-z0-9+/=\s]*$")
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters (ending in "...") when longer."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A short repr of a (non-secret) bad value, for an error message."""
+    return shorten(repr(value), limit)
 
 
 def positive_int(name: str, value: object) -> int:

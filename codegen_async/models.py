@@ -16,8 +16,6 @@ from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
-from ._constants import STATUS_ALIASES, TERMINAL_STATUSES
-
 __all__ = [
     "AgentRun",
     "AgentRunLog",
@@ -89,11 +87,25 @@ class _OpenStrEnum(str, enum.Enum):
         return self._value_ in type(self)._value2member_map_
 
 
+# The docs' examples spell some statuses in their own words, lower case.
+DOCS_STATUS_WORDS = {
+    "COMPLETE": "completed",
+    "FAILED": "failed",
+    "RUNNING": "in_progress",
+    "PENDING": "queued",
+}
+
+# The other words sources use for statuses, read after upper-casing (and "-" or " " as
+# "_"): the docs' words, and "canceled", the American spelling of CANCELLED.
+STATUS_ALIASES = {word.upper(): status for status, word in DOCS_STATUS_WORDS.items()}
+STATUS_ALIASES["CANCELED"] = "CANCELLED"
+
+
 class RunStatus(_OpenStrEnum):
     """The status of an agent run.
 
     Read case-insensitively, and the docs' other words are mapped ("completed" is
-    COMPLETE, "in_progress" RUNNING, "queued" PENDING, ...: `_constants.STATUS_ALIASES`).
+    COMPLETE, "in_progress" RUNNING, "queued" PENDING, ...: `STATUS_ALIASES`).
     A status still unknown is kept as its raw string (logged once per value): it is not
     terminal, so it never ends a wait by itself. `RunStatus.parse(text)` reads one.
     """
@@ -158,6 +170,22 @@ def _note_unknown_status(value: str) -> None:
     logger.warning(
         "unknown agent run status %r: kept as it is, and not taken as terminal", value[:100]
     )
+
+
+# Statuses after which a run no longer changes by itself.
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    s.value
+    for s in (
+        RunStatus.COMPLETE,
+        RunStatus.FAILED,
+        RunStatus.ERROR,
+        RunStatus.CANCELLED,
+        RunStatus.STOPPED,
+        RunStatus.TIMEOUT,
+        RunStatus.MAX_ITERATIONS_REACHED,
+        RunStatus.OUT_OF_TOKENS,
+    )
+)
 
 
 class SourceType(_OpenStrEnum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,29 @@ def operations() -> list[tuple[str, str, dict[str, Any]]]:
         for path, ops in spec["paths"].items()
         for method, op in ops.items()
     ]
+
+
+def short_id(operation_id: str) -> str:
+    """The spec's operationId up to `_v1_`: the row id in `codegen_async._operations`."""
+    return operation_id.split("_v1_")[0]
+
+
+def spec_by_row() -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """{row id of `codegen_async._operations`: (METHOD, path template, operation)} for
+    every operation of the spec."""
+    return {short_id(op["operationId"]): (method, path, op) for method, path, op in operations()}
+
+
+_RATE_LIMIT = re.compile(r"Rate limit: (\d+) requests per (?:(\d+) seconds|(minute))")
+
+
+def rate_limit(op: dict[str, Any]) -> tuple[int, float] | None:
+    """(requests, per seconds) from the operation's "Rate limit:" line, None without one."""
+    found = _RATE_LIMIT.search(op.get("description") or "")
+    if found is None:
+        return None
+    requests, seconds, minute = found.groups()
+    return int(requests), 60.0 if minute else float(seconds)
 
 
 def resolve(schema: dict[str, Any]) -> dict[str, Any]:

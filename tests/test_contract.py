@@ -50,6 +50,8 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
+from codegen_async import _operations as ops  # noqa: E402
+from codegen_async._operations import Operation  # noqa: E402
 from codegen_async.testing import Emulator  # noqa: E402
 
 CHECKS = [
@@ -132,7 +134,7 @@ def load_schema(mode: str) -> Any:
 # Built at import (schemathesis parametrizes at collection); the base URL is given per call.
 positive_schema = load_schema("positive")
 # revoke has only string query parameters left once org_id is pinned: no negative data exists.
-negative_schema = load_schema("negative").exclude(path="/v1/oauth/tokens/revoke")
+negative_schema = load_schema("negative").exclude(path=ops.REVOKE_OAUTH_TOKEN.path)
 SETTINGS = hypothesis.settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
@@ -182,14 +184,14 @@ class Walk:
 
     def call(
         self,
-        method: str,
-        path: str,
+        op: Operation[Any],
         *,
         path_parameters: dict[str, Any] | None = None,
         query: dict[str, Any] | None = None,
         body: Any = None,
     ) -> Any:
         """Send one request; fail on any nonconformance; return the decoded JSON body."""
+        method, path = op.method, op.path
         operation = positive_schema[path][method]
         params = {"org_id": EMULATOR.org_id, **(path_parameters or {})}
         names = {p.name for p in operation.path_parameters}
@@ -209,9 +211,8 @@ class Walk:
 
 def wait_terminal(walk: Walk, run_id: int) -> dict[str, Any]:
     deadline = time.monotonic() + 10
-    path = "/v1/organizations/{org_id}/agent/run/{agent_run_id}"
     while True:
-        run: dict[str, Any] = walk.call("GET", path, path_parameters={"agent_run_id": run_id})
+        run: dict[str, Any] = walk.call(ops.GET_AGENT_RUN, path_parameters={"agent_run_id": run_id})
         if run.get("status") not in {"PENDING", "ACTIVE", "RUNNING", "EVALUATION", None}:
             return run
         assert time.monotonic() < deadline, f"run {run_id} still {run.get('status')}"
@@ -226,64 +227,58 @@ def first_pr(run: dict[str, Any]) -> dict[str, Any] | None:
 def test_scripted_walk_covers_every_operation(base_url: str) -> None:
     walk = Walk(base_url)
     org = EMULATOR.org_id
-    orgs = "/v1/organizations/{org_id}"
 
-    me = walk.call("GET", "/v1/users/me")
-    walk.call("GET", "/v1/organizations", query={"skip": 0, "limit": 10})
-    users = walk.call("GET", f"{orgs}/users", query={"skip": 0, "limit": 5})
+    me = walk.call(ops.GET_CURRENT_USER_INFO)
+    walk.call(ops.GET_ORGANIZATIONS, query={"skip": 0, "limit": 10})
+    users = walk.call(ops.GET_USERS, query={"skip": 0, "limit": 5})
     user_id = users["items"][0]["id"] if users["items"] else me["id"]
-    walk.call("GET", f"{orgs}/users/{{user_id}}", path_parameters={"user_id": user_id})
-    walk.call("GET", f"{orgs}/users/{{user_id}}", path_parameters={"user_id": 987654321})
+    walk.call(ops.GET_USER, path_parameters={"user_id": user_id})
+    walk.call(ops.GET_USER, path_parameters={"user_id": 987654321})
 
-    repos = walk.call("GET", f"{orgs}/repos", query={"skip": 0, "limit": 5})
+    repos = walk.call(ops.GET_REPOSITORIES, query={"skip": 0, "limit": 5})
     repo_id = repos["items"][0]["id"]
-    settings_path = f"{orgs}/repos/check-suite-settings"
-    walk.call("GET", settings_path, query={"repo_id": repo_id})
-    walk.call("PUT", settings_path, query={"repo_id": repo_id}, body={"check_retry_count": 2})
-
-    walk.call("GET", f"{orgs}/integrations")
-    walk.call("GET", f"{orgs}/cli/rules")
-    walk.call("GET", "/v1/mcp-providers")
-    walk.call("GET", "/v1/oauth/tokens/status", query={"org_id": org})
-    walk.call("POST", "/v1/oauth/tokens/revoke", query={"provider": "github", "org_id": org})
-    walk.call("POST", "/v1/slack-connect/generate-token", body={"org_id": org})
-    walk.call("POST", f"{orgs}/setup-commands/generate", body={"repo_id": repo_id})
+    walk.call(ops.GET_CHECK_SUITE_SETTINGS, query={"repo_id": repo_id})
     walk.call(
-        "POST",
-        f"{orgs}/sandbox/{{sandbox_id}}/analyze-logs",
-        path_parameters={"sandbox_id": 1},
+        ops.UPDATE_CHECK_SUITE_SETTINGS, query={"repo_id": repo_id}, body={"check_retry_count": 2}
     )
 
-    run_path = f"{orgs}/agent/run"
+    walk.call(ops.GET_ORGANIZATION_INTEGRATIONS)
+    walk.call(ops.GET_CLI_RULES)
+    walk.call(ops.GET_MCP_PROVIDERS)
+    walk.call(ops.GET_OAUTH_TOKEN_STATUS, query={"org_id": org})
+    walk.call(ops.REVOKE_OAUTH_TOKEN, query={"provider": "github", "org_id": org})
+    walk.call(ops.GENERATE_SLACK_CONNECT_TOKEN, body={"org_id": org})
+    walk.call(ops.GENERATE_SETUP_COMMANDS, body={"repo_id": repo_id})
+    walk.call(ops.ANALYZE_SANDBOX_LOGS, path_parameters={"sandbox_id": 1})
+
     created = walk.call(
-        "POST", run_path, body={"prompt": "contract", "repo_id": repo_id, "metadata": {"k": 1}}
+        ops.CREATE_AGENT_RUN, body={"prompt": "contract", "repo_id": repo_id, "metadata": {"k": 1}}
     )
     run_id = created["id"]
-    walk.call("GET", f"{run_path}/{{agent_run_id}}", path_parameters={"agent_run_id": run_id})
-    walk.call("GET", f"{run_path}/{{agent_run_id}}", path_parameters={"agent_run_id": 987654321})
-    walk.call("GET", f"{orgs}/agent/runs", query={"skip": 0, "limit": 5})
+    walk.call(ops.GET_AGENT_RUN, path_parameters={"agent_run_id": run_id})
+    walk.call(ops.GET_AGENT_RUN, path_parameters={"agent_run_id": 987654321})
+    walk.call(ops.LIST_AGENT_RUNS, query={"skip": 0, "limit": 5})
     walk.call(
-        "GET",
-        "/v1/alpha/organizations/{org_id}/agent/run/{agent_run_id}/logs",
+        ops.GET_AGENT_RUN_LOGS,
         path_parameters={"agent_run_id": run_id},
         query={"skip": 0, "limit": 10, "reverse": True},
     )
     finished = wait_terminal(walk, run_id)
-    walk.call("POST", f"{run_path}/resume", body={"agent_run_id": run_id, "prompt": "more"})
-    for action in ("ban", "unban", "remove-from-pr"):
-        walk.call("POST", f"{run_path}/{action}", body={"agent_run_id": run_id})
+    walk.call(ops.RESUME_AGENT_RUN, body={"agent_run_id": run_id, "prompt": "more"})
+    for stop in (
+        ops.BAN_ALL_CHECKS_FOR_AGENT_RUN,
+        ops.UNBAN_ALL_CHECKS_FOR_AGENT_RUN,
+        ops.REMOVE_CODEGEN_FROM_PR,
+    ):
+        walk.call(stop, body={"agent_run_id": run_id})
 
     pr = first_pr(finished) or {"id": 1}
     pr_repo = pr.get("repo_id") or repo_id
     walk.call(
-        "PATCH",
-        f"{orgs}/prs/{{pr_id}}",
-        path_parameters={"pr_id": pr["id"]},
-        body={"state": "closed"},
+        ops.EDIT_PULL_REQUEST_SIMPLE, path_parameters={"pr_id": pr["id"]}, body={"state": "closed"}
     )
     walk.call(
-        "PATCH",
-        f"{orgs}/repos/{{repo_id}}/prs/{{pr_id}}",
+        ops.EDIT_PULL_REQUEST,
         path_parameters={"repo_id": pr_repo, "pr_id": pr["id"]},
         body={"state": "open"},
     )

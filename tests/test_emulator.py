@@ -16,9 +16,10 @@ import pytest
 
 from codegen_async._create import CreatePolicy
 from codegen_async._limits import PollPolicy, RateLimits
+from codegen_async._operations import BY_ID
 from codegen_async.testing import ROUTES, Emulator, result_for
 
-from .spec_tools import load_spec, operations
+from .spec_tools import load_spec, spec_by_row
 
 ORG_PATH = "/v1/organizations/{org}"
 
@@ -77,11 +78,9 @@ def assert_conforms(value: Any, schema: dict[str, Any]) -> None:
 
 def response_schema_for(route: str, status: int) -> dict[str, Any]:
     """The spec's schema for `route`'s answer with `status`."""
-    for _, _, op in operations():
-        if op["operationId"].split("_v1_")[0] == route:
-            response = op["responses"][str(status)]
-            return dict(response.get("content", {}).get("application/json", {}).get("schema", {}))
-    raise LookupError(route)
+    _, _, op = spec_by_row()[BY_ID[route].id]
+    response = op["responses"][str(status)]
+    return dict(response.get("content", {}).get("application/json", {}).get("schema", {}))
 
 
 @contextlib.asynccontextmanager

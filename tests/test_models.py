@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import typing
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pytest
 
 from codegen_async import models
-from codegen_async._constants import TERMINAL_STATUSES
 from codegen_async._convert import _parse_iso_slow, parse_timestamp, structure, unstructure
 from codegen_async._errors import ResponseValidationError
-from codegen_async.models import AgentRun, Page, RunStatus, SourceType
+from codegen_async.models import TERMINAL_STATUSES, AgentRun, Page, RunStatus, SourceType
 
 from .spec_tools import load_spec, resolve, sample, sample_field
 
@@ -530,3 +529,36 @@ def test_a_bad_run_id_inside_a_page_is_named_by_its_place() -> None:
     page = {"items": runs, "total": 2, "page": 1, "size": 2, "pages": 1}
     error = expect_error(page, Page[AgentRun])
     assert error.path == "items[1].id"
+
+
+# -- the converter's one dispatcher and its generated source ------------------------------
+
+
+def test_both_tiers_follow_one_dispatcher() -> None:
+    from codegen_async import _convert
+
+    assert set(_convert._EMITTERS) == set(_convert._LOCATORS)
+    shapes = {
+        _convert._shape(tp)
+        for tp in (Any, int, str | None, RunStatus, datetime, Literal["a"], list[int],
+                   dict[str, int], AgentRun, complex)
+    }  # fmt: skip
+    assert shapes == set(_convert._EMITTERS)
+
+
+def test_generated_hooks_show_their_source_in_tracebacks() -> None:
+    import traceback
+
+    from codegen_async import _convert
+
+    hook = _convert.get_converter().get_structure_hook(Page[AgentRun])
+    with pytest.raises(_convert._Invalid) as caught:
+        hook({"items": [{"id": "seven", "organization_id": 1}], "total": 1}, Page[AgentRun])
+    generated = [
+        frame
+        for frame in traceback.extract_tb(caught.value.__traceback__)
+        if frame.filename.startswith("<codegen_async structure")
+    ]
+    assert generated, "no frame of generated code in the traceback"
+    assert all(frame.line for frame in generated)  # linecache holds the source
+    assert any("AgentRun" in frame.filename for frame in generated)

@@ -17,8 +17,11 @@ import pytest
 
 from codegen_async import AsyncCodegen, RateLimits, models
 from codegen_async._constants import IDEMPOTENCY_METADATA_KEY
+from codegen_async._http import RetryPolicy
+from codegen_async._limits import RateClass
+from codegen_async._operations import BY_ID, CREATE_AGENT_RUN, OPERATIONS
 
-from .spec_tools import operations, response_schema, sample
+from .spec_tools import rate_limit, response_schema, sample, spec_by_row
 
 ORG = 7
 Call = Callable[[AsyncCodegen], Awaitable[Any]]
@@ -199,16 +202,44 @@ LEGACY_RESPONSE = {
 }
 
 
-def _short(operation_id: str) -> str:
-    return operation_id.split("_v1_")[0]
+SPEC_OPS = spec_by_row()
 
 
-SPEC_OPS = {_short(op["operationId"]): (method, path, op) for method, path, op in operations()}
-
-
-def test_every_spec_operation_has_a_method() -> None:
+def test_the_operation_table_is_the_spec() -> None:
+    """Every spec operation has exactly one row, with its method, its path and the rate
+    class its "Rate limit:" line gives (the read class without one); the table has nothing
+    else but the legacy function endpoint."""
     assert len(SPEC_OPS) == 25
-    missing = sorted(set(SPEC_OPS) - set(CASES))
+    documented = RateLimits.documented()
+    for name, (method, path, op) in SPEC_OPS.items():
+        rows = [row for row in OPERATIONS if row.id == name]
+        assert len(rows) == 1, f"{name}: {len(rows)} rows"
+        row = rows[0]
+        assert (row.method, row.path) == (method, path), name
+        line = rate_limit(op)
+        if line is None:
+            assert row.rate_class is RateClass.STANDARD, name
+        else:
+            limit = documented.get(row.rate_class)
+            assert limit is not None, name
+            assert (limit.requests, limit.per) == line, name
+        if method == "GET":
+            assert row.retry is RetryPolicy.IDEMPOTENT, name
+    assert {row.id for row in OPERATIONS} - set(SPEC_OPS) == {"legacy_run"}
+    assert len({(row.method, row.path) for row in OPERATIONS}) == len(OPERATIONS)
+    assert BY_ID["legacy_run"].path == "/v1/run"
+
+
+def test_rows_send_what_the_row_says() -> None:
+    """A row's path fills its template; the retry rule of the creating POSTs is UNSAFE."""
+    assert CREATE_AGENT_RUN.url(org_id=7) == "/v1/organizations/7/agent/run"
+    assert CREATE_AGENT_RUN.retry is RetryPolicy.UNSAFE
+    assert CREATE_AGENT_RUN.rate_class is RateClass.CREATE
+    assert not BY_ID["get_current_user_info"].in_org
+
+
+def test_every_operation_has_a_method() -> None:
+    missing = sorted({row.id for row in OPERATIONS} - set(CASES) - {"legacy_run"})
     assert not missing, f"operations without an SDK method: {missing}"
     extra = sorted(set(CASES) - set(SPEC_OPS))
     assert not extra, f"cases for operations not in the spec: {extra}"
@@ -251,7 +282,8 @@ async def _check(case: Case, method: str, answer: Any) -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize("name", sorted(CASES))
 async def test_request_shape_and_decoding(name: str) -> None:
-    method, template, op = SPEC_OPS[name]
+    row = BY_ID[name]
+    method, template, op = row.method, row.path, SPEC_OPS[name][2]
     case = CASES[name]
     # The concrete path follows the spec's template.
     parts, expected = template.split("/"), case.path.split("/")
@@ -266,7 +298,7 @@ async def test_request_shape_and_decoding(name: str) -> None:
 
 @pytest.mark.anyio
 async def test_legacy_function_endpoint() -> None:
-    await _check(LEGACY, "POST", LEGACY_RESPONSE)
+    await _check(LEGACY, BY_ID["legacy_run"].method, LEGACY_RESPONSE)
 
 
 @pytest.mark.anyio

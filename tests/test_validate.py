@@ -275,17 +275,26 @@ async def test_source_type_in_any_case_is_sent_as_the_enum_value(emu: Emulator) 
     assert seen == ["200"]
 
 
-def test_the_polling_and_fan_out_copies_use_the_one_rule() -> None:
-    from codegen_async import _fanout, _polling
+def test_the_fan_out_copies_use_the_one_rule() -> None:
+    from codegen_async import _fanout
 
-    for check in (_polling._check_timeout, _fanout._check_timeout):
-        with pytest.raises(ValueError, match="finite number of seconds > 0"):
-            check(0)  # one rule: zero is refused by both (the poller used to take it)
-        with pytest.raises(TypeError):
-            check("1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="finite number of seconds > 0"):
+        _fanout._check_timeout(0)  # one rule: zero is refused (the poller used to take it)
+    with pytest.raises(TypeError):
+        _fanout._check_timeout("1")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="must be True or False"):
         _fanout._check_bool("fail_fast", "no")
-    with pytest.raises(ValueError, match="> 0"):
-        _polling._run_id(0)
-    with pytest.raises(TypeError):
-        _polling._run_id(httpx)
+
+
+@pytest.mark.anyio
+async def test_the_poller_checks_with_the_one_rule(emu: Emulator) -> None:
+    async with cg.AsyncCodegen(**emu.client_options()) as client:
+        poller = client.agent_runs._poller()
+        with pytest.raises(ValueError, match="finite number of seconds > 0"):
+            await poller.wait(1, timeout=0)
+        with pytest.raises(TypeError):
+            await poller.wait(1, timeout="1")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="> 0"):
+            await poller.wait(0)
+        with pytest.raises(TypeError):
+            await poller.wait(httpx)  # type: ignore[arg-type]

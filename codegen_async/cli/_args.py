@@ -11,9 +11,10 @@ import argparse
 import math
 import os
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
-from .. import __version__
+from .._version import __version__
+from ..models import AgentType, SourceType
 
 __all__ = ["DEFAULT_TIME_SCALE", "UsageError", "build_parser", "check_args"]
 
@@ -21,8 +22,8 @@ __all__ = ["DEFAULT_TIME_SCALE", "UsageError", "build_parser", "check_args"]
 DEFAULT_TIME_SCALE = 0.05
 TIME_SCALE_ENV = "CODEGEN_EMULATOR_TIME_SCALE"
 
-_AGENT_TYPES = ("codegen", "claude_code")
-_SOURCE_TYPES = ("LOCAL", "SLACK", "GITHUB", "GITHUB_CHECK_SUITE", "LINEAR", "API", "CHAT")
+_AGENT_TYPES: tuple[str, ...] = get_args(AgentType)
+_SOURCE_TYPES: tuple[str, ...] = tuple(s.value for s in SourceType)
 
 _DESCRIPTION = """\
 Start Codegen agent runs, follow them and collect their results.

@@ -19,6 +19,7 @@ from .._curl import ORG_ID_PLACEHOLDER
 from .._errors import CodegenError, ConfigurationError, WaitTimeoutError
 from .._fanout import ProgressEvent, ProgressKind, RunOutcome, RunSpec
 from .._http import APIResponse
+from .._pagination import MAX_PAGE_SIZE
 from .._settings import resolve_settings
 from .._synthesis import MultiRunResult
 from ..models import AgentRun, AgentRunLog
@@ -558,7 +559,7 @@ FIRST_CALLS: dict[str, Call] = {
         a.prompt, repo_id=a.repo_id, model=a.model, agent_type=a.agent_type
     ),
     "runs list": lambda c, a: c.agent_runs.list_page(
-        user_id=a.user_id, source_type=a.source_type, limit=min(a.limit, 100)
+        user_id=a.user_id, source_type=a.source_type, limit=min(a.limit, MAX_PAGE_SIZE)
     ),
     "runs get": lambda c, a: c.agent_runs.get(a.run_id),
     "runs logs": lambda c, a: c.agent_runs.logs_page(a.run_id),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from .._http import Pipeline
+from .._operations import Operation
 
 __all__ = ["Resource"]
+
+T = TypeVar("T")
 
 
 class Resource:
@@ -18,6 +22,40 @@ class Resource:
         self._http = http
         self._org_id = org_id
 
-    async def _org_path(self, suffix: str) -> str:
-        """`/v1/organizations/{org_id}` + suffix, with the client's organization."""
-        return f"/v1/organizations/{await self._org_id()}{suffix}"
+    async def _call(
+        self,
+        op: Operation[T],
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: object = None,
+        on_send: Callable[[], object] | None = None,
+        **path_params: object,
+    ) -> T:
+        """Send `op` through the pipeline: its method, its path (the template filled with
+        `path_params` and, when it names one not given, the client's organization), its rate class
+        and retry rule; decoded into its response model (free-form JSON when it has none)."""
+        if op.in_org and "org_id" not in path_params:
+            path_params["org_id"] = await self._org_id()
+        path = op.url(**path_params)
+        if op.response is None:
+            result: T = await self._http.call_json(
+                op.method,
+                path,
+                params=params,
+                json_body=json_body,
+                rate_class=op.rate_class,
+                retry=op.retry,
+                template=op.path,
+            )
+            return result
+        return await self._http.call(
+            op.method,
+            path,
+            op.response,
+            params=params,
+            json_body=json_body,
+            rate_class=op.rate_class,
+            retry=op.retry,
+            on_send=on_send,
+            template=op.path,
+        )

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .. import _operations as ops
 from .. import _validate
 from .._constants import IDEMPOTENCY_METADATA_KEY
 from .._create import CreatePolicy, UnconfirmedCreate, create_exactly_once, new_idempotency_key
-from .._http import Pipeline, RetryPolicy
-from .._limits import RateClass
+from .._http import Pipeline
 from .._pagination import MAX_PAGE_SIZE, check_page_args, paginate
 from ..models import AgentRun, AgentRunLog, AgentRunWithLogs, AgentType, Page, SourceType
 from ._base import Resource
@@ -84,17 +84,10 @@ class AgentRuns(Resource):
         key = new_idempotency_key() if idempotency_key is None else idempotency_key
         meta[IDEMPOTENCY_METADATA_KEY] = _validate.text("idempotency_key", key)
         body["metadata"] = meta
-        path = await self._org_path("/agent/run")
+        org_id = await self._org_id()
 
         def post(on_send: Callable[[], None]) -> Awaitable[AgentRun]:
-            return self._http.call(
-                "POST",
-                path,
-                AgentRun,
-                json_body=body,
-                rate_class=RateClass.CREATE,
-                on_send=on_send,
-            )
+            return self._call(ops.CREATE_AGENT_RUN, json_body=body, on_send=on_send, org_id=org_id)
 
         return await create_exactly_once(
             post,
@@ -126,7 +119,7 @@ class AgentRuns(Resource):
     async def get(self, run_id: int) -> AgentRun:
         """The run as it is now."""
         run_id = _validate.positive_int("run_id", run_id)
-        return await self._http.call("GET", await self._org_path(f"/agent/run/{run_id}"), AgentRun)
+        return await self._call(ops.GET_AGENT_RUN, agent_run_id=run_id)
 
     async def list_page(
         self,
@@ -134,7 +127,7 @@ class AgentRuns(Resource):
         user_id: int | None = None,
         source_type: SourceType | str | None = None,
         skip: int = 0,
-        limit: int = 100,
+        limit: int = MAX_PAGE_SIZE,
     ) -> Page[AgentRun]:
         """One page of the organization's runs, newest first."""
         check_page_args(skip, limit)
@@ -143,8 +136,7 @@ class AgentRuns(Resource):
             params["user_id"] = _validate.positive_int("user_id", user_id)
         if source_type is not None:
             params["source_type"] = _source_type(source_type).value
-        path = await self._org_path("/agent/runs")
-        return await self._http.call("GET", path, Page[AgentRun], params=params)
+        return await self._call(ops.LIST_AGENT_RUNS, params=params)
 
     def list(
         self, *, user_id: int | None = None, source_type: SourceType | str | None = None
@@ -171,42 +163,35 @@ class AgentRuns(Resource):
         }
         if images is not None:
             body["images"] = _validate.data_uris(images)
-        path = await self._org_path("/agent/run/resume")
-        return await self._http.call("POST", path, AgentRun, json_body=body)
+        return await self._call(ops.RESUME_AGENT_RUN, json_body=body)
 
     async def ban_checks(self, run_id: int) -> Any:
         """Stop processing CI check events for the run's PR, and stop its agents."""
-        return await self._stop("/agent/run/ban", run_id)
+        return await self._stop(ops.BAN_ALL_CHECKS_FOR_AGENT_RUN, run_id)
 
     async def unban_checks(self, run_id: int) -> Any:
         """Process CI check events for the run's PR again."""
-        return await self._stop("/agent/run/unban", run_id)
+        return await self._stop(ops.UNBAN_ALL_CHECKS_FOR_AGENT_RUN, run_id)
 
     async def remove_from_pr(self, run_id: int) -> Any:
         """Remove Codegen from the run's PR (same effect as `ban_checks`)."""
-        return await self._stop("/agent/run/remove-from-pr", run_id)
+        return await self._stop(ops.REMOVE_CODEGEN_FROM_PR, run_id)
 
-    async def _stop(self, suffix: str, run_id: int) -> Any:
+    async def _stop(self, op: ops.Operation[Any], run_id: int) -> Any:
         body = {"agent_run_id": _validate.positive_int("run_id", run_id)}
-        return await self._http.call_json(
-            "POST", await self._org_path(suffix), json_body=body, retry=RetryPolicy.IDEMPOTENT
-        )
+        return await self._call(op, json_body=body)
 
     async def logs_page(
-        self, run_id: int, *, skip: int = 0, limit: int = 100, reverse: bool = False
+        self, run_id: int, *, skip: int = 0, limit: int = MAX_PAGE_SIZE, reverse: bool = False
     ) -> AgentRunWithLogs:
         """The run with one page of its logs (oldest first unless `reverse`)."""
         run_id = _validate.positive_int("run_id", run_id)
         check_page_args(skip, limit)
         _validate.strict_bool("reverse", reverse)
-        org_id = await self._org_id()
-        path = f"/v1/alpha/organizations/{org_id}/agent/run/{run_id}/logs"
-        return await self._http.call(
-            "GET",
-            path,
-            AgentRunWithLogs,
+        return await self._call(
+            ops.GET_AGENT_RUN_LOGS,
             params={"skip": skip, "limit": limit, "reverse": "true" if reverse else "false"},
-            rate_class=RateClass.LOGS,
+            agent_run_id=run_id,
         )
 
     def logs(self, run_id: int, *, follow: bool = False) -> AsyncIterator[AgentRunLog]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._limits import RateClass
+from .. import _operations as ops
 from ..models import CLIRules
 from ._base import Resource
 
@@ -14,5 +14,4 @@ class CLIRulesResource(Resource):
 
     async def get(self) -> CLIRules:
         """The rules agents should follow in this organization, and the caller's prompt."""
-        path = await self._org_path("/cli/rules")
-        return await self._http.call("GET", path, CLIRules, rate_class=RateClass.CLI_RULES)
+        return await self._call(ops.GET_CLI_RULES)

@@ -8,6 +8,7 @@ import anyio
 import attrs
 
 from .. import _errors, _validate
+from .. import _operations as ops
 from ..models import FunctionResult
 from ._base import Resource
 
@@ -44,7 +45,7 @@ class Functions(Resource):
     ) -> FunctionResult:
         """Run function `name` on `repo_full_name` ("owner/repo") through `POST /v1/run`."""
         body = _body(name, repo_full_name, message)
-        return await self._http.call("POST", "/v1/run", FunctionResult, json_body=body)
+        return await self._call(ops.LEGACY_RUN, json_body=body)
 
     async def run_many(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import _operations as ops
 from ..models import OrganizationIntegrations
 from ._base import Resource
 
@@ -13,5 +14,4 @@ class Integrations(Resource):
 
     async def get(self) -> OrganizationIntegrations:
         """Every integration of the organization, with its status."""
-        path = await self._org_path("/integrations")
-        return await self._http.call("GET", path, OrganizationIntegrations)
+        return await self._call(ops.GET_ORGANIZATION_INTEGRATIONS)

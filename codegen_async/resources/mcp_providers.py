@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import _operations as ops
 from ..models import OAuthProvider
 from ._base import Resource
 
@@ -13,4 +14,4 @@ class MCPProviders(Resource):
 
     async def list(self) -> list[OAuthProvider]:
         """Every OAuth provider that is an MCP provider."""
-        return await self._http.call("GET", "/v1/mcp-providers", list[OAuthProvider])
+        return await self._call(ops.GET_MCP_PROVIDERS)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from .._pagination import check_page_args, paginate
+from .. import _operations as ops
+from .._pagination import MAX_PAGE_SIZE, check_page_args, paginate
 from ..models import Organization, Page
 from ._base import Resource
 
@@ -14,12 +15,10 @@ __all__ = ["Organizations"]
 class Organizations(Resource):
     __slots__ = ()
 
-    async def list_page(self, *, skip: int = 0, limit: int = 100) -> Page[Organization]:
+    async def list_page(self, *, skip: int = 0, limit: int = MAX_PAGE_SIZE) -> Page[Organization]:
         """One page of the caller's organizations."""
         check_page_args(skip, limit)
-        return await self._http.call(
-            "GET", "/v1/organizations", Page[Organization], params={"skip": skip, "limit": limit}
-        )
+        return await self._call(ops.GET_ORGANIZATIONS, params={"skip": skip, "limit": limit})
 
     def list(self) -> AsyncIterator[Organization]:
         """Every organization the caller belongs to."""

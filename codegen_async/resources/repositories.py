@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from .. import _operations as ops
 from .. import _validate
-from .._http import RetryPolicy
-from .._pagination import check_page_args, paginate
+from .._pagination import MAX_PAGE_SIZE, check_page_args, paginate
 from ..models import CheckSuiteSettings, Page, Repository
 from ._base import Resource
 
@@ -17,13 +17,10 @@ __all__ = ["Repositories"]
 class Repositories(Resource):
     __slots__ = ()
 
-    async def list_page(self, *, skip: int = 0, limit: int = 100) -> Page[Repository]:
+    async def list_page(self, *, skip: int = 0, limit: int = MAX_PAGE_SIZE) -> Page[Repository]:
         """One page of the organization's repositories."""
         check_page_args(skip, limit)
-        path = await self._org_path("/repos")
-        return await self._http.call(
-            "GET", path, Page[Repository], params={"skip": skip, "limit": limit}
-        )
+        return await self._call(ops.GET_REPOSITORIES, params={"skip": skip, "limit": limit})
 
     def list(self) -> AsyncIterator[Repository]:
         """Every repository of the organization."""
@@ -32,8 +29,7 @@ class Repositories(Resource):
     async def get_check_suite_settings(self, repo_id: int) -> CheckSuiteSettings:
         """The repository's check-suite settings."""
         repo_id = _validate.positive_int("repo_id", repo_id)
-        path = await self._org_path("/repos/check-suite-settings")
-        return await self._http.call("GET", path, CheckSuiteSettings, params={"repo_id": repo_id})
+        return await self._call(ops.GET_CHECK_SUITE_SETTINGS, params={"repo_id": repo_id})
 
     async def update_check_suite_settings(
         self,
@@ -66,12 +62,8 @@ class Repositories(Resource):
             if high_priority_apps is None
             else _validate.strings("high_priority_apps", high_priority_apps),
         }
-        path = await self._org_path("/repos/check-suite-settings")
-        return await self._http.call(
-            "PUT",
-            path,
-            dict[str, Any],
+        return await self._call(
+            ops.UPDATE_CHECK_SUITE_SETTINGS,
             params={"repo_id": repo_id},
             json_body={k: v for k, v in body.items() if v is not None},
-            retry=RetryPolicy.IDEMPOTENT,
         )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from .. import _operations as ops
 from .. import _validate
-from .._limits import RateClass
 from ..models import LogAnalysis
 from ._base import Resource
 
@@ -16,5 +16,4 @@ class Sandbox(Resource):
     async def analyze_logs(self, sandbox_id: int) -> LogAnalysis:
         """Start an agent that reads the sandbox's setup logs and explains what failed."""
         sandbox_id = _validate.positive_int("sandbox_id", sandbox_id)
-        path = await self._org_path(f"/sandbox/{sandbox_id}/analyze-logs")
-        return await self._http.call("POST", path, LogAnalysis, rate_class=RateClass.LOG_ANALYSIS)
+        return await self._call(ops.ANALYZE_SANDBOX_LOGS, sandbox_id=sandbox_id)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from .. import _operations as ops
 from .. import _validate
-from .._limits import RateClass
 from ..models import SetupCommandsResult
 from ._base import Resource
 
@@ -23,7 +23,4 @@ class SetupCommands(Resource):
         }
         if prompt is not None:
             body["prompt"] = _validate.text("prompt", prompt)
-        path = await self._org_path("/setup-commands/generate")
-        return await self._http.call(
-            "POST", path, SetupCommandsResult, json_body=body, rate_class=RateClass.SETUP_COMMANDS
-        )
+        return await self._call(ops.GENERATE_SETUP_COMMANDS, json_body=body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import _operations as ops
 from ..models import SlackConnectToken
 from ._base import Resource
 
@@ -14,9 +15,4 @@ class SlackConnect(Resource):
     async def generate_token(self) -> SlackConnectToken:
         """A one-time token (10 minutes) to DM the Codegen bot: "Connect my account: {token}"."""
         org_id = await self._org_id()
-        return await self._http.call(
-            "POST",
-            "/v1/slack-connect/generate-token",
-            SlackConnectToken,
-            json_body={"org_id": org_id},
-        )
+        return await self._call(ops.GENERATE_SLACK_CONNECT_TOKEN, json_body={"org_id": org_id})

@@ -1,9 +1,11 @@
 """The Emulator's ASGI app: routing, auth, rate limits, validation and handlers.
 
-Hand-written (no web framework): routes are compiled once; a request is matched,
-counted, put through faults, auth (Bearer key), the rate limiter and validation
-(FastAPI-shaped 422s), then handled against the `Store`. Every response is JSON
-with content-type, content-length and x-request-id.
+Hand-written (no web framework): routes come from the SDK's operation table
+(`codegen_async._operations`: each row's id, method, path and rate class; this module
+adds only the inputs each validates and its handler) and are compiled once; a request
+is matched, counted, put through faults, auth (Bearer key), the rate limiter and
+validation (FastAPI-shaped 422s), then handled against the `Store`. Every response is
+JSON with content-type, content-length and x-request-id.
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ import math
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import parse_qsl
 
 import anyio
 import attrs
 import httpx
 
+from .. import _operations as ops
 from .._limits import RateClass
+from .._operations import Operation
+from .._pagination import MAX_PAGE_SIZE
+from ..models import AgentType, PRState, SourceType
 from ._faults import FAULT_HEADER, NO_PLAN, Action, Faults
 from ._lifecycle import Run, logs_at, run_view, spell_status
 from ._ratelimit import ServerRateLimiter
@@ -42,10 +48,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
-SOURCE_TYPES = (
-    "LOCAL", "SLACK", "GITHUB", "GITHUB_CHECK_SUITE", "GITHUB_PR_REVIEW", "LINEAR", "API",
-    "CHAT", "JIRA", "CLICKUP", "MONDAY", "SETUP_COMMANDS",
-)  # fmt: skip
+SOURCE_TYPES: tuple[str, ...] = tuple(s.value for s in SourceType)
 _MESSAGES = {
     401: "Invalid or missing API key.",
     402: "Alloted agent runs for the current billing plan have been reached. "
@@ -539,20 +542,27 @@ def _p(name: str) -> Field:
 
 
 _ORG = _p("org_id")
-_PAGING = (_q("skip", default=0, ge=0), _q("limit", default=100, ge=1, le=100))
+_PAGING = (
+    _q("skip", default=0, ge=0),
+    _q("limit", default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+)
 _RUN_ID = Field("agent_run_id", "int", required=True, nullable=False)
 _IMAGES = Field("images", "str_list")
 _PR_STATE = Field(
     "state", "literal", required=True, nullable=False,
-    choices=("open", "closed", "draft", "ready_for_review"),
+    choices=get_args(PRState),
 )  # fmt: skip
 _STOP_BODY = (
     _RUN_ID,
     Field("before_card_order_id", "str"),
     Field("after_card_order_id", "str"),
 )
-_ORGS = "/v1/organizations/{org_id}"
-_STD = RateClass.STANDARD
+
+
+def _route(op: Operation[Any], fields: tuple[Field, ...], handler: Handler, **kw: Any) -> Route:
+    """The Emulator's route for `op`: the row's id, method, path and rate class, with the
+    handler and the inputs it validates."""
+    return Route(op.id, op.method, op.path, op.rate_class, fields, handler, **kw)
 
 
 def _routes() -> tuple[Route, ...]:
@@ -563,7 +573,7 @@ def _routes() -> tuple[Route, ...]:
         Field("metadata", "object"),
         Field("repo_id", "int"),
         Field("model", "str"),
-        Field("agent_type", "literal", choices=("codegen", "claude_code")),
+        Field("agent_type", "literal", choices=get_args(AgentType)),
     )
     settings_fields = (
         Field("check_retry_count", "int", ge=0, le=10),
@@ -574,69 +584,65 @@ def _routes() -> tuple[Route, ...]:
     )
     repo_q = _q("repo_id", required=True)
     run_path = _p("agent_run_id")
-    r = Route
+    r = _route
     return (
-        r("get_users", "GET", f"{_ORGS}/users", _STD, (_ORG, *_PAGING), h_get_users),
-        r("get_user", "GET", f"{_ORGS}/users/{{user_id}}", _STD, (_ORG, _p("user_id")), h_get_user),
-        r("get_current_user_info", "GET", "/v1/users/me", _STD, (), h_get_current_user,
+        r(ops.GET_USERS, (_ORG, *_PAGING), h_get_users),
+        r(ops.GET_USER, (_ORG, _p("user_id")), h_get_user),
+        r(ops.GET_CURRENT_USER_INFO, (), h_get_current_user,
           org_field=None),
-        r("create_agent_run", "POST", f"{_ORGS}/agent/run", RateClass.CREATE, create_fields,
+        r(ops.CREATE_AGENT_RUN, create_fields,
           h_create_agent_run, has_body=True),
-        r("get_agent_run", "GET", f"{_ORGS}/agent/run/{{agent_run_id}}", _STD, (run_path, _ORG),
+        r(ops.GET_AGENT_RUN, (run_path, _ORG),
           h_get_agent_run),
-        r("list_agent_runs", "GET", f"{_ORGS}/agent/runs", _STD,
+        r(ops.LIST_AGENT_RUNS,
           (_ORG, _q("user_id"), _q("source_type", "enum", choices=SOURCE_TYPES), *_PAGING),
           h_list_agent_runs),
-        r("resume_agent_run", "POST", f"{_ORGS}/agent/run/resume", _STD,
+        r(ops.RESUME_AGENT_RUN,
           (_ORG, _RUN_ID, Field("prompt", "str", required=True, nullable=False), _IMAGES),
           h_resume_agent_run, has_body=True),
-        r("ban_all_checks_for_agent_run", "POST", f"{_ORGS}/agent/run/ban", _STD,
+        r(ops.BAN_ALL_CHECKS_FOR_AGENT_RUN,
           (_ORG, *_STOP_BODY), _stopper(True, "All checks banned for agent run {}."),
           has_body=True),
-        r("unban_all_checks_for_agent_run", "POST", f"{_ORGS}/agent/run/unban", _STD,
+        r(ops.UNBAN_ALL_CHECKS_FOR_AGENT_RUN,
           (_ORG, *_STOP_BODY), _stopper(False, "All checks unbanned for agent run {}."),
           has_body=True),
-        r("remove_codegen_from_pr", "POST", f"{_ORGS}/agent/run/remove-from-pr", _STD,
+        r(ops.REMOVE_CODEGEN_FROM_PR,
           (_ORG, *_STOP_BODY), _stopper(None, "Codegen removed from the PR of agent run {}."),
           has_body=True),
-        r("get_repositories", "GET", f"{_ORGS}/repos", _STD, (_ORG, *_PAGING), h_get_repositories),
-        r("get_check_suite_settings", "GET", f"{_ORGS}/repos/check-suite-settings", _STD,
+        r(ops.GET_REPOSITORIES, (_ORG, *_PAGING), h_get_repositories),
+        r(ops.GET_CHECK_SUITE_SETTINGS,
           (_ORG, repo_q), h_get_check_suite_settings),
-        r("update_check_suite_settings", "PUT", f"{_ORGS}/repos/check-suite-settings", _STD,
+        r(ops.UPDATE_CHECK_SUITE_SETTINGS,
           (_ORG, repo_q, *settings_fields), h_update_check_suite_settings, has_body=True),
-        r("edit_pull_request_simple", "PATCH", f"{_ORGS}/prs/{{pr_id}}", RateClass.PR_EDIT,
+        r(ops.EDIT_PULL_REQUEST_SIMPLE,
           (_ORG, _p("pr_id"), _PR_STATE), h_edit_pull_request, has_body=True),
-        r("edit_pull_request", "PATCH", f"{_ORGS}/repos/{{repo_id}}/prs/{{pr_id}}",
-          RateClass.PR_EDIT, (_ORG, _p("repo_id"), _p("pr_id"), _PR_STATE), h_edit_pull_request,
+        r(ops.EDIT_PULL_REQUEST, (_ORG, _p("repo_id"), _p("pr_id"), _PR_STATE), h_edit_pull_request,
           has_body=True),
-        r("get_organization_integrations_endpoint", "GET", f"{_ORGS}/integrations", _STD, (_ORG,),
+        r(ops.GET_ORGANIZATION_INTEGRATIONS, (_ORG,),
           h_get_integrations),
-        r("generate_setup_commands", "POST", f"{_ORGS}/setup-commands/generate",
-          RateClass.SETUP_COMMANDS,
+        r(ops.GENERATE_SETUP_COMMANDS,
           (_ORG, Field("repo_id", "int", required=True, nullable=False), Field("prompt", "str"),
            Field("trigger_source", "str", nullable=False, default="setup-commands")),
           h_generate_setup_commands, has_body=True),
-        r("get_organizations", "GET", "/v1/organizations", _STD, _PAGING, h_get_organizations,
+        r(ops.GET_ORGANIZATIONS, _PAGING, h_get_organizations,
           org_field=None),
-        r("get_mcp_providers", "GET", "/v1/mcp-providers", _STD, (), h_get_mcp_providers,
+        r(ops.GET_MCP_PROVIDERS, (), h_get_mcp_providers,
           org_field=None),
-        r("get_oauth_token_status", "GET", "/v1/oauth/tokens/status", _STD,
+        r(ops.GET_OAUTH_TOKEN_STATUS,
           (_q("org_id", required=True),), h_get_oauth_token_status),
-        r("revoke_oauth_token", "POST", "/v1/oauth/tokens/revoke", _STD,
+        r(ops.REVOKE_OAUTH_TOKEN,
           (_q("provider", "str", required=True), _q("org_id", required=True)),
           h_revoke_oauth_token),
-        r("analyze_sandbox_logs", "POST", f"{_ORGS}/sandbox/{{sandbox_id}}/analyze-logs",
-          RateClass.LOG_ANALYSIS, (_p("sandbox_id"), _ORG), h_analyze_sandbox_logs),
-        r("get_cli_rules", "GET", f"{_ORGS}/cli/rules", RateClass.CLI_RULES, (_ORG,),
+        r(ops.ANALYZE_SANDBOX_LOGS, (_p("sandbox_id"), _ORG), h_analyze_sandbox_logs),
+        r(ops.GET_CLI_RULES, (_ORG,),
           h_get_cli_rules),
-        r("generate_slack_connect_token_endpoint", "POST", "/v1/slack-connect/generate-token",
-          _STD, (Field("org_id", "int", required=True, nullable=False),), h_generate_slack_token,
+        r(ops.GENERATE_SLACK_CONNECT_TOKEN,
+          (Field("org_id", "int", required=True, nullable=False),), h_generate_slack_token,
           has_body=True, org_field=None),
-        r("get_agent_run_logs", "GET", "/v1/alpha/organizations/{org_id}/agent/run/"
-          "{agent_run_id}/logs", RateClass.LOGS,
+        r(ops.GET_AGENT_RUN_LOGS,
           (run_path, _ORG, *_PAGING, _q("reverse", "bool", default=False)),
           h_get_agent_run_logs),
-        r("legacy_run", "POST", "/v1/run", _STD,
+        r(ops.LEGACY_RUN,
           (Field("repo_full_name", "str", required=True, nullable=False),
            Field("codemod_name", "str", required=True, nullable=False),
            Field("message", "str")),

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from .._constants import DOCS_STATUS_WORDS, TERMINAL_STATUSES
+from ..models import DOCS_STATUS_WORDS, TERMINAL_STATUSES, RunStatus
 
 __all__ = [
     "Clock",
@@ -30,12 +30,12 @@ __all__ = [
     "unit_hash",
 ]
 
-PENDING = "PENDING"
-RUNNING = "RUNNING"
-COMPLETE = "COMPLETE"
-FAILED = "FAILED"
-ERROR = "ERROR"
-CANCELLED = "CANCELLED"
+PENDING = RunStatus.PENDING.value
+RUNNING = RunStatus.RUNNING.value
+COMPLETE = RunStatus.COMPLETE.value
+FAILED = RunStatus.FAILED.value
+ERROR = RunStatus.ERROR.value
+CANCELLED = RunStatus.CANCELLED.value
 
 _TOOLS = ("ripgrep_search", "view_file", "edit_file", "run_command")
 

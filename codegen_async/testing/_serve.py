@@ -44,6 +44,8 @@ import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from . import _faults
+
 __all__ = ["ASGIApp", "run_forever", "serve_app", "serve_app_in_thread"]
 
 Scope = MutableMapping[str, Any]
@@ -54,7 +56,7 @@ ASGIApp = Callable[
 ]
 
 LOOPBACK = "127.0.0.1"
-FAULT_HEADER = b"x-emulator-fault"
+FAULT_HEADER = _faults.FAULT_HEADER.encode()
 THREAD_NAME_PREFIX = "codegen-async-serve"
 
 _START_TIMEOUT = 10.0  # seconds for the server thread to come up
@@ -62,7 +64,7 @@ _STOP_TIMEOUT = 10.0  # seconds to wait for the server thread to end
 _GRACEFUL_SHUTDOWN = 2.0  # uvicorn's bound on finishing in-flight requests
 _MAX_HEAD = 64 * 1024
 _COPY_CHUNK = 64 * 1024
-_DRIP_CHUNK = 64  # matches testing._faults.DRIP_CHUNK_BYTES
+_DRIP_CHUNK = _faults.DRIP_CHUNK_BYTES
 _MAX_DRIP_DELAY = 60.0
 _SILENCE_LIMIT = 60.0
 _NO_BODY_STATUSES = frozenset({204, 304})
