@@ -604,6 +604,15 @@ class RunMany:
                 )
         except _errors.JournalError:
             raise
+        except _errors.APITimeoutError as exc:
+            if exc.sent:
+                self._finish(index, item, error=exc)
+            else:  # no token in time: nothing went out, so it waits its turn again
+                logger.debug("fan-out %s: input %d waits for a create token", self.group_id, index)
+                if journal is not None and entry is None:
+                    self._reserved[index] = (key, mark)
+                self._todo.appendleft((index, item, spec, entry))
+            return
         except _errors.CodegenError as exc:
             self._finish(index, item, error=exc)
             return

@@ -415,3 +415,20 @@ async def test_a_cancelled_fan_out_accounts_for_creates_in_flight() -> None:
         for run in emu.runs:  # every run on the server is known one way or the other
             key = run["metadata"][cg.IDEMPOTENCY_METADATA_KEY]
             assert run["id"] in created or key in unconfirmed
+
+
+@pytest.mark.anyio
+async def test_creates_beyond_one_window_wait_their_turn_instead_of_failing() -> None:
+    # Every wait for a token counts against the call's timeout: 25 creates at once under
+    # a 10-per-window limit with a timeout of half a window (30 s at the real scale) run
+    # out of time waiting for a token. Nothing was sent for them, so the fan-out puts
+    # them back in the queue instead of reporting them as errors.
+    async with emulator(time_scale=0.01) as emu:
+        options = emu.client_options()
+        async with cg.AsyncCodegen(**{**options, "timeout": 0.3}) as client:
+            outcomes = await client.gather_many(
+                [f"task {i}" for i in range(25)], max_concurrency=25
+            )
+    assert [o.error for o in outcomes if not o.ok] == []
+    assert emu.counters.runs_created == 25
+    assert emu.counters.rate_limited == 0
