@@ -471,42 +471,11 @@ def test_ctrl_c_during_a_batch_prints_the_created_runs() -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminals")
 def test_progress_is_a_live_table_in_a_terminal(tmp_path: Path) -> None:
     pytest.importorskip("rich")
-    import pty
-    import select
+    from tests.test_cli_terminal import in_terminal
 
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("Bump the version\nFix the docs\n")
-    controller, terminal = pty.openpty()
-    argv = [*FAST, "batch", "--file", str(prompts)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "codegen_async", *argv],
-        env=subprocess_env(TERM="xterm-256color", COLUMNS="120"),
-        stdin=subprocess.DEVNULL,
-        stdout=terminal,
-        stderr=terminal,
-        close_fds=True,
-    )
-    os.close(terminal)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + 20
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([controller], [], [], 0.2)
-            if ready:
-                try:
-                    data = os.read(controller, 65536)
-                except OSError:  # the terminal closed: the process ended
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
-        code = proc.wait(timeout=10)
-    finally:
-        proc.kill()
-        os.close(controller)
-    screen = b"".join(chunks).decode("utf-8", "replace")
+    code, screen = in_terminal(tmp_path, *FAST, "batch", "--file", str(prompts), columns=120)
     assert code == OK, screen
     assert "ELAPSED" in screen  # the live table's header
     assert "2 runs: 2 complete" in screen  # its caption, the totals

@@ -29,6 +29,16 @@ _NOW = """
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+-- When the next token frees up: the oldest finished lease's expiry (a window at most).
+local function next_free(key, per)
+  local items = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  for i = 1, #items, 2 do
+    if string.sub(items[i], 1, 2) == 'f:' then
+      return math.max(0, math.min(per, tonumber(items[i + 1]) - now))
+    end
+  end
+  return per
+end
 """
 
 # Each script returns strings: Redis turns Lua numbers into integers.
@@ -44,15 +54,7 @@ if redis.call('ZCARD', KEYS[1]) < capacity then
   redis.call('PEXPIRE', KEYS[1], math.ceil((per + bound) * 1000) + 1000)
   return {1, '0'}
 end
-local wait = per
-local items = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 1, #items, 2 do
-  if string.sub(items[i], 1, 2) == 'f:' then
-    wait = math.max(0, math.min(per, tonumber(items[i + 1]) - now))
-    break
-  end
-end
-return {0, tostring(wait)}
+return {0, tostring(next_free(KEYS[1], per))}
 """
 )
 
@@ -89,16 +91,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local count = redis.call('ZCARD', KEYS[1])
 local hold = tonumber(redis.call('GET', KEYS[2]) or '0')
 local wait = 0
-if count > 0 then
-  wait = per
-  local items = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-  for i = 1, #items, 2 do
-    if string.sub(items[i], 1, 2) == 'f:' then
-      wait = math.max(0, math.min(per, tonumber(items[i + 1]) - now))
-      break
-    end
-  end
-end
+if count > 0 then wait = next_free(KEYS[1], per) end
 return {tostring(count), tostring(wait), tostring(math.max(0, hold - now))}
 """
 )
