@@ -622,6 +622,10 @@ class RunMany:
         self._flights[run.id] = _Flight(index, item, run.status)
         self._group.add(run)
         self._emit(ProgressKind.CREATED, index, item, run=run)
+        if journal is not None:
+            # The run id on disk at once (not fsynced: a resume finds the run by its key
+            # should a power cut lose it).
+            await journal.flush()
 
     def _reserve(self, journal: Journal, index: int) -> tuple[str, int]:
         """The key of input `index` and the journal mark that makes it durable: staged

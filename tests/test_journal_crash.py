@@ -145,8 +145,18 @@ async def test_killed_while_waiting(tmp_path: Path, anyio_backend: str) -> None:
     emu = Emulator(time_scale=FAST, rate_limits=False, pending_seconds=0, run_seconds=3600)
     async with emu, emu.serve(port=0):
         proc = start_child(emu, journal, anyio_backend)
-        await kill_when(proc, lambda: emu.counters.runs_created == N)
-        await anyio.sleep(0.1)
+        seen: list[float] = []
+
+        def a_second_after_the_last_create() -> bool:
+            if not seen and emu.counters.runs_created == N:
+                seen.append(anyio.current_time())
+            return bool(seen) and anyio.current_time() - seen[0] > 1.0
+
+        await kill_when(proc, a_second_after_the_last_create)
+        # Each run id reached the journal as soon as its create answered.
+        keys = journal_keys(journal)
+        assert len(keys) == N
+        assert sorted(run_id or 0 for run_id in keys.values()) == sorted(emu.prompts)
         created = emu.counters.runs_created
         emu.advance(7200)  # every run is finished by now
         await resume_and_check(emu, journal)
