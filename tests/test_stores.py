@@ -351,3 +351,16 @@ def test_a_lease_never_finished_expires_on_its_own(tmp_path: Path, kind: str) ->
         store.close()
         if server is not None:
             server.kill()
+
+
+def test_cli_says_when_the_store_cannot_be_reached(capsys: pytest.CaptureFixture[str]) -> None:
+    from codegen_async.cli import main
+
+    store = "redis://user:s3cret@127.0.0.1:1/0"  # nothing listens on port 1
+    assert main(["--emulator", "-q", "--rate-limit-store", store, "run", "--no-wait", "x"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: rate-limit store redis://***@127.0.0.1:1/0 cannot be reached" in err
+    assert "s3cret" not in err
+    assert main(["--emulator", "--json", "--rate-limit-store", store, "runs", "list"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert any(json.loads(line).get("warning") for line in lines)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -90,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(
     parser: argparse.ArgumentParser, args: argparse.Namespace, out: Output, created: Created
 ) -> int:
-    _quiet_library_warnings()
+    _library_warnings(out)
     if args.emulator_reset:
         reset_state(out)
     if args.command is None:
@@ -102,13 +103,40 @@ def _dispatch(
     return anyio.run(execute, args, out, created)
 
 
-def _quiet_library_warnings() -> None:
-    """The CLI says itself which runs are left running: unless CODEGEN_LOG is set, the
-    library's warnings are not also printed by logging's last-resort handler."""
+# Library modules whose warnings (runs left in flight, creates of unknown outcome) the
+# CLI reports itself, in its own words, when a command ends.
+_SAID_BY_THE_CLI = frozenset({"_fanout", "_synthesis", "_create"})
+
+
+class _Warnings(logging.Handler):
+    """The library's other warnings (a rate-limit store out of reach, an unknown status)
+    as `warning: ...` lines on stderr, or JSON objects under --json."""
+
+    def __init__(self, out: Output) -> None:
+        super().__init__(logging.WARNING)
+        self.out = out
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.module in _SAID_BY_THE_CLI:
+            return
+        message = record.getMessage()
+        if self.out.json_mode:
+            data = {"warning": True, "message": message}
+            self.out.stderr.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+            self.out.stderr.flush()
+        else:
+            self.out.note(f"warning: {message}")
+
+
+def _library_warnings(out: Output) -> None:
+    """Unless CODEGEN_LOG configured logging, the library's warnings reach the user
+    through `_Warnings` (and never through logging's last-resort handler)."""
     configure_from_env()
     logger = logging.getLogger("codegen_async")
+    for earlier in [h for h in logger.handlers if isinstance(h, _Warnings)]:
+        logger.removeHandler(earlier)  # main() called again in one process
     if not logger.handlers:
-        logger.addHandler(logging.NullHandler())
+        logger.addHandler(_Warnings(out))
 
 
 def _leaf(exc: BaseException) -> BaseException:
