@@ -95,3 +95,48 @@ def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
     assert "Traceback" not in rest
     assert f"to resume, run the same command again (--journal {journal})" in rest
     assert journal.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_an_emulated_batch_killed_then_resumed_keeps_its_runs(tmp_path: Path) -> None:
+    # `--emulator` saves its state before it answers a change, so a batch killed with
+    # SIGKILL loses no run it was told about: the resumed batch finds them (no run id is
+    # handed out twice, no input left with a run that is not its own).
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"input {i}\n" for i in range(4)))
+    journal = tmp_path / "batch.sqlite3"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEGEN_")}
+    env.update(PYTHONPATH=str(ROOT), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    fast = ["--emulator", "--emulator-time-scale", "0.02", "--json", "-q"]
+    batch = ["batch", "--file", str(prompts), "--journal", str(journal), "--max-concurrency", "4"]
+    slow = ["--emulator", "--emulator-time-scale", "1", "-q"]  # runs take minutes: killed first
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codegen_async", *slow, *batch],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state = tmp_path / "cache" / "codegen-async" / "emulator.json"
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:  # until the state file holds the four runs
+            if state.exists() and all(f"input {i}" in state.read_text() for i in range(4)):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the batch's runs never reached the emulator's state file")
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    run = [sys.executable, "-m", "codegen_async", *fast]
+    other = subprocess.run([*run, "run", "--no-wait", "another"], env=env, capture_output=True)
+    assert other.returncode == OK, other.stderr
+    resumed = subprocess.run([*run, *batch], env=env, capture_output=True, text=True)
+    assert resumed.returncode == OK, resumed.stderr
+    outcomes = json.loads(resumed.stdout)
+    assert sorted(o["index"] for o in outcomes) == [0, 1, 2, 3]
+    ids = [o["run_id"] for o in outcomes]
+    assert len(set(ids)) == 4
+    assert json.loads(other.stdout)["id"] not in ids
+    listed = subprocess.run([*run, "runs", "list"], env=env, capture_output=True, text=True)
+    assert len(json.loads(listed.stdout)) == 5  # four inputs and the other run, no more

@@ -4,8 +4,9 @@
 
 The file is `$XDG_CACHE_HOME/codegen-async/emulator.json` (default `~/.cache/...`);
 `--emulator-reset` deletes it. One command uses it at a time (an advisory lock on a
-sidecar `.lock` file, where the platform has `fcntl`); the state is written back when
-the command ends, also when it fails or is interrupted.
+sidecar `.lock` file, where the platform has `fcntl`). The state is written back after
+every request that changed it, before its answer reaches the command (a command killed
+with `kill -9` loses nothing it was told about), and again when the command ends.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
+
+import httpx
 
 from . import _exit
 from ._output import Output
@@ -56,9 +59,33 @@ def reset_state(out: Output) -> None:
     out.note(f"emulator state cleared ({path})")
 
 
+class _SavingTransport(httpx.AsyncBaseTransport):
+    """The Emulator in process, its state saved after each request that may change it."""
+
+    def __init__(self, emu: Emulator, path: Path) -> None:
+        self._inner = emu.transport()
+        self._emu = emu
+        self._path = path
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)  # the app has answered
+        if request.method != "GET":
+            from ..testing._persist import dump
+
+            _write(self._path, dump(self._emu))
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 @contextlib.contextmanager
-def emulator_session(args: argparse.Namespace, out: Output) -> Iterator[Emulator]:
-    """An Emulator holding the runs of earlier `--emulator` commands; saved on exit."""
+def emulator_session(
+    args: argparse.Namespace, out: Output
+) -> Iterator[tuple[Emulator, dict[str, Any]]]:
+    """An Emulator holding the runs of earlier `--emulator` commands, and the client
+    options that reach it (their `http_client` saves the state as it changes: the caller
+    closes it); saved again on exit."""
     from ..testing._persist import dump, load
 
     path = state_path()
@@ -74,8 +101,12 @@ def emulator_session(args: argparse.Namespace, out: Output) -> Iterator[Emulator
                     _exit.API_ERROR,
                     hint=_RESET_HINT,
                 ) from None
+        options = emu.client_options()
+        options["http_client"] = httpx.AsyncClient(
+            transport=_SavingTransport(emu, path), base_url=options["http_client"].base_url
+        )
         try:
-            yield emu
+            yield emu, options
         finally:
             _write(path, dump(emu))
 

@@ -73,9 +73,8 @@ async def open_client(args: argparse.Namespace, out: Output) -> AsyncIterator[As
         async with client:
             yield client
         return
-    with emulator_session(args, out) as emu:
-        options = emu.client_options()
+    with emulator_session(args, out) as (emu, options):
         if store is not None:
             options["rate_limits"] = options["rate_limits"].shared(store)
-        async with emu, AsyncCodegen(**options) as client:
+        async with emu, options["http_client"], AsyncCodegen(**options) as client:
             yield client
