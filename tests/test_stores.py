@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -40,15 +41,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SCALE = 0.01
 PROCESSES = 4
 CREATES = 10
-needs_redis = pytest.mark.skipif(
-    REDIS_SERVER is None, reason="redis-server is not installed (apt-get install redis-server)"
-)
+_NO_REDIS = "redis-server is not installed (apt-get install redis-server)"
+# CI installs redis-server (.ci/run): there a missing binary fails the Redis tests
+# instead of skipping them.
+_SKIP_WITHOUT_REDIS = REDIS_SERVER is None and not os.environ.get("CI")
+needs_redis = pytest.mark.skipif(_SKIP_WITHOUT_REDIS, reason=_NO_REDIS)
 
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    if _SKIP_WITHOUT_REDIS:
+        pytest.skip(_NO_REDIS)
     with RedisServer(tmp_path, password="s3cret-pw") as server:
         yield server
 
@@ -322,8 +325,8 @@ def test_a_lease_never_finished_expires_on_its_own(tmp_path: Path, kind: str) ->
 
     server = None
     if kind == "redis":
-        if REDIS_SERVER is None:
-            pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        if _SKIP_WITHOUT_REDIS:
+            pytest.skip(_NO_REDIS)
         server = RedisServer(tmp_path)
         server.start()
         url = server.url
