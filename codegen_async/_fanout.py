@@ -62,6 +62,10 @@ __all__ = [
 
 logger = logging.getLogger("codegen_async")
 
+# A run id or status staged in the journal is committed within about this many seconds
+# (keys and outcomes are committed before their POST or their hand-out, at once).
+_JOURNAL_LAG = 0.1
+
 # Creates one fan-out step runs side by side (the create rate limit paces them anyway).
 _PARALLEL_CREATES = 4
 # With a journal, the keys of the next inputs are committed (fsynced) together: one disk
@@ -622,10 +626,6 @@ class RunMany:
         self._flights[run.id] = _Flight(index, item, run.status)
         self._group.add(run)
         self._emit(ProgressKind.CREATED, index, item, run=run)
-        if journal is not None:
-            # The run id on disk at once (not fsynced: a resume finds the run by its key
-            # should a power cut lose it).
-            await journal.flush()
 
     def _reserve(self, journal: Journal, index: int) -> tuple[str, int]:
         """The key of input `index` and the journal mark that makes it durable: staged
@@ -687,8 +687,25 @@ class RunMany:
                     self._skip_rest()
                     continue
             remaining = self._remaining()
-            with anyio.move_on_after(remaining if remaining > 0 else math.inf):
+            wait = remaining if remaining > 0 else math.inf
+            journal = self._journal
+            if journal is not None and journal.unflushed:
+                wait = min(wait, _JOURNAL_LAG)
+            with anyio.move_on_after(wait):
                 await self._group.changed()
+            if journal is not None and journal.unflushed_for() >= _JOURNAL_LAG:
+                await self._flush_quietly(journal)
+
+    async def _flush_quietly(self, journal: Journal) -> None:
+        """Commit the run ids and statuses staged meanwhile (not fsynced: should a power
+        cut lose them, a resume finds the runs by their keys)."""
+        try:
+            await journal.flush()
+        except _errors.JournalError as exc:
+            self._failure = self._failure or exc
+            self._stop_reason = f"the journal failed: {exc}"
+            if self._step is not None:
+                self._step.cancel()
 
     def _collect(self) -> None:
         for watch in self._group.take_done():

@@ -32,6 +32,7 @@ import logging
 import os
 import socket
 import sqlite3
+import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -153,6 +154,7 @@ class Journal:
         self._synchronous = "FULL"
         self._staged = 0
         self._flushed = 0
+        self._dirty_since = 0.0  # time.monotonic() of the oldest uncommitted write
         self._broken: _errors.JournalError | None = None
         self._closed = False
         self.took_over = None
@@ -347,8 +349,19 @@ class Journal:
         )
 
     def _stage(self, sql: str, params: tuple[Any, ...]) -> None:
+        if self._staged == self._flushed:
+            self._dirty_since = time.monotonic()
         self._pending.append((sql, params))
         self._staged += 1
+
+    @property
+    def unflushed(self) -> bool:
+        """Whether writes are staged that are not committed yet."""
+        return self._staged > self._flushed
+
+    def unflushed_for(self) -> float:
+        """Seconds since the oldest write not committed yet was staged (0 when none)."""
+        return time.monotonic() - self._dirty_since if self.unflushed else 0.0
 
     @property
     def staged(self) -> int:
