@@ -189,6 +189,32 @@ async def create_exactly_once(
     )
 
 
+async def reconcile_journaled(
+    find: Callable[[], Awaitable[AgentRun | None]],
+    key: str,
+    started_at: datetime,
+    policy: CreatePolicy,
+    unconfirmed: list[UnconfirmedCreate],
+) -> AgentRun | None:
+    """A create an earlier process sent (or was about to send, from `started_at` on) and
+    never heard back from: the run carrying its key, or None when lookups show there is
+    none (post it, with the same key). `AmbiguousCreateError` when no lookup could tell.
+
+    Its POST went out after the key was journaled: it looks until the commit horizon
+    counted from then has passed, as for any ambiguous create."""
+    horizon_in = policy.commit_horizon - (datetime.now(timezone.utc) - started_at).total_seconds()
+    found, conclusive = await _look_for(find, policy, anyio.current_time() + max(0.0, horizon_in))
+    if found is not None or conclusive:
+        return found
+    _remember(unconfirmed, key, started_at, "undecided")
+    raise _errors.AmbiguousCreateError(
+        f"could not confirm whether agent run with idempotency key {key} (journaled by "
+        "an earlier process) was created",
+        idempotency_key=key,
+        started_at=started_at,
+    )
+
+
 class _Undecided(Exception):
     """Internal: the attempts ran out with the outcome still unknown."""
 

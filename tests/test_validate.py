@@ -289,7 +289,7 @@ def test_the_fan_out_copies_use_the_one_rule() -> None:
 @pytest.mark.anyio
 async def test_the_poller_checks_with_the_one_rule(emu: Emulator) -> None:
     async with cg.AsyncCodegen(**emu.client_options()) as client:
-        poller = client.agent_runs._poller()
+        poller = client.agent_runs._engine.poller
         with pytest.raises(ValueError, match="finite number of seconds > 0"):
             await poller.wait(1, timeout=0)
         with pytest.raises(TypeError):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from .._http import Pipeline
-from .._operations import Operation
+from ._http import Pipeline
+from ._operations import Operation
 
 __all__ = ["Resource"]
 
