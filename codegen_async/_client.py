@@ -20,8 +20,9 @@ from ._http import APIResponse, Pipeline
 from ._limits import PollPolicy, RateClass, RateLimits, RateLimitStatus
 from ._logging import configure_from_env
 from ._ratelimit import RateLimiter
-from ._settings import Settings, redact_url, resolve_settings
+from ._settings import Settings, resolve_settings
 from ._synthesis import MultiRunResult, multi_run
+from ._validate import redact_url
 from .models import AgentRun, AgentType, HealthCheck
 from .resources import (
     AgentRuns,

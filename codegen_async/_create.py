@@ -27,7 +27,7 @@ import anyio
 import attrs
 
 from . import _errors
-from ._limits import _check_factor
+from ._limits import check_factor
 from .models import AgentRun
 
 __all__ = [
@@ -123,7 +123,7 @@ class CreatePolicy:
 
     def scaled(self, factor: float) -> CreatePolicy:
         """This policy with every time multiplied by `factor` (for a fast emulator clock)."""
-        f = _check_factor(factor)
+        f = check_factor(factor)
         return attrs.evolve(
             self,
             grace=self.grace * f,

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from ._settings import redact_url
+from ._validate import redact_url
 
 __all__ = ["ORG_ID_PLACEHOLDER", "Capture", "CaptureStop", "to_curl"]
 

@@ -262,8 +262,8 @@ class RunMany:
             (index, item, spec, None) for index, (item, spec) in enumerate(items)
         )
         self._max = _validate.positive_int("max_concurrency", max_concurrency)
-        self._timeout = _check_timeout(timeout)
-        self._fail_fast = _check_bool("fail_fast", fail_fast)
+        self._timeout = _validate.timeout("timeout", timeout)
+        self._fail_fast = _validate.strict_bool("fail_fast", fail_fast)
         self._on_progress = on_progress
         # Tracing: a span from the first step to aclose, counting outcomes through events.
         self._trace = _telemetry.fan_out(poller.telemetry, len(items), on_progress)
@@ -789,11 +789,3 @@ def _status(text: str | None) -> RunStatus | None:
 
 def _status_text(run: AgentRun) -> str | None:
     return None if run.status is None else str(run.status.value)
-
-
-def _check_timeout(timeout: float | None) -> float | None:
-    return _validate.timeout("timeout", timeout)
-
-
-def _check_bool(name: str, value: object) -> bool:
-    return _validate.strict_bool(name, value)

@@ -47,7 +47,8 @@ from ._convert import structure, with_request_id
 from ._curl import Capture, CaptureStop
 from ._limits import RateClass
 from ._ratelimit import RateLimiter
-from ._settings import Settings, is_loopback_host, redact_url
+from ._settings import Settings, is_loopback_host
+from ._validate import redact_url
 from ._version import __version__
 
 if TYPE_CHECKING:

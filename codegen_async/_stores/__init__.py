@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .._errors import ConfigurationError
-from .._settings import redact_url
+from .._validate import redact_url
 
 __all__ = [
     "BucketState",
