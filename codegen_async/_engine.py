@@ -14,7 +14,7 @@ resources (they read through the small protocols they declare). Above it:
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from . import _operations as ops
@@ -84,23 +84,6 @@ class RunEngine(Resource):
 
     def close(self) -> None:
         self._closed = True
-
-    async def wait(
-        self,
-        run: AgentRun | int,
-        *,
-        timeout: float | None,
-        raise_on_failure: bool,
-        on_update: Callable[[AgentRun], object] | None,
-    ) -> AgentRun:
-        return await self.poller.wait(
-            run, timeout=timeout, raise_on_failure=raise_on_failure, on_update=on_update
-        )
-
-    def as_completed(
-        self, runs: Iterable[AgentRun | int], *, timeout: float | None
-    ) -> AsyncIterator[AgentRun]:
-        return self.poller.as_completed(runs, timeout=timeout)
 
     def logs(self, pages: LogPages, run_id: int, *, follow: bool) -> Batched[AgentRunLog]:
         return stream_logs(pages, run_id, follow=follow, policy=self.policy)

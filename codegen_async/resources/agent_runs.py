@@ -219,7 +219,7 @@ class AgentRuns(Resource):
         _validate.timeout("timeout", timeout)
         _validate.strict_bool("raise_on_failure", raise_on_failure)
         _validate.callback("on_update", on_update)
-        return await self._engine.wait(
+        return await self._engine.poller.wait(
             run, timeout=timeout, raise_on_failure=raise_on_failure, on_update=on_update
         )
 
@@ -228,4 +228,4 @@ class AgentRuns(Resource):
     ) -> AsyncIterator[AgentRun]:
         """Yield each run once, as it reaches a terminal status (`timeout` covers them all)."""
         _validate.timeout("timeout", timeout)
-        return self._engine.as_completed(runs, timeout=timeout)
+        return self._engine.poller.as_completed(runs, timeout=timeout)
