@@ -79,8 +79,8 @@ class _Shared:
         )
         self.org_id: int | None = settings.org_id
         self._org_lock = anyio.Lock()
-        self._organizations = Organizations(self.http, self.organization_id)
-        self.engine = RunEngine(self.http, self.organization_id, poll_policy, self.telemetry)
+        self._organizations = Organizations(self.http, self)
+        self.engine = RunEngine(self.http, self, poll_policy, self.telemetry)
 
     async def organization_id(self) -> int:
         """As configured, else the caller's first organization (read once)."""
@@ -197,7 +197,7 @@ class AsyncCodegen:
         self._closed = False
         self.rate_limits = shared.rate_limits
         self.poll_policy = shared.poll_policy
-        org = shared.organization_id
+        org = shared  # resources ask it for the organization's id
         create_policy = shared.create_policy or CreatePolicy(grace=shared.poll_policy.first * 2 / 3)
         create_policy = create_policy.resolved(
             call_timeout=http.deadline, max_retries=settings.max_retries

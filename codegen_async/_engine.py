@@ -14,7 +14,7 @@ resources (they read through the small protocols they declare). Above it:
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import _operations as ops
@@ -24,7 +24,7 @@ from ._http import Pipeline
 from ._limits import PollPolicy
 from ._logstream import LogPages, stream_logs
 from ._polling import Poller
-from ._resource import Resource
+from ._resource import Organization, Resource
 from ._telemetry import Telemetry
 from .models import AgentRun, AgentRunLog, Page, SourceType
 
@@ -39,11 +39,11 @@ class RunEngine(Resource):
     def __init__(
         self,
         http: Pipeline,
-        org_id: Callable[[], Awaitable[int]],
+        org: Organization,
         policy: PollPolicy,
         telemetry: Telemetry | None,
     ) -> None:
-        super().__init__(http, org_id)
+        super().__init__(http, org)
         self.policy = policy
         self.telemetry = telemetry
         self._caller_id: int | None = None

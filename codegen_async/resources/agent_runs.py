@@ -12,7 +12,7 @@ from .._create import CreatePolicy, UnconfirmedCreate, create_exactly_once, new_
 from .._engine import RunEngine
 from .._http import Pipeline
 from .._pagination import MAX_PAGE_SIZE, check_page_args, paginate
-from .._resource import Resource
+from .._resource import Organization, Resource
 from ..models import AgentRun, AgentRunLog, AgentRunWithLogs, AgentType, Page, SourceType
 
 __all__ = ["AgentRuns", "run_id_of"]
@@ -39,11 +39,11 @@ class AgentRuns(Resource):
     def __init__(
         self,
         http: Pipeline,
-        org_id: Callable[[], Awaitable[int]],
+        org: Organization,
         engine: RunEngine,
         create_policy: CreatePolicy,
     ) -> None:
-        super().__init__(http, org_id)
+        super().__init__(http, org)
         self._engine = engine  # the root client's: its poller, caller id, log streams
         self.create_policy = create_policy
         # Creates whose outcome stayed unknown (cancelled, or AmbiguousCreateError).
