@@ -636,20 +636,15 @@ class Pipeline:
             if retry is RetryPolicy.IDEMPOTENT:
                 raise _Retry(error) from None
             raise error from None
-        except httpx.TimeoutException as exc:
-            error = _errors.APITimeoutError(
-                f"{method} {shown} timed out: {type(exc).__name__}",
-                sent=not isinstance(exc, _NOT_SENT),
-            )
-            if retry is RetryPolicy.IDEMPOTENT or isinstance(exc, _NOT_SENT):
-                raise _Retry(error) from exc
-            raise error from exc
-        except httpx.TransportError as exc:
-            error = _errors.APIConnectionError(
-                f"{method} {shown} failed: {type(exc).__name__}: {exc}",
-                sent=not isinstance(exc, _NOT_SENT),
-            )
-            if retry is RetryPolicy.IDEMPOTENT or isinstance(exc, _NOT_SENT):
+        except httpx.TransportError as exc:  # a timeout of httpx's included
+            sent = not isinstance(exc, _NOT_SENT)
+            if isinstance(exc, httpx.TimeoutException):
+                text = f"{method} {shown} timed out: {type(exc).__name__}"
+                error = _errors.APITimeoutError(text, sent=sent)
+            else:
+                text = f"{method} {shown} failed: {type(exc).__name__}: {exc}"
+                error = _errors.APIConnectionError(text, sent=sent)
+            if retry is RetryPolicy.IDEMPOTENT or not sent:
                 raise _Retry(error) from exc
             raise error from exc
         if too_large and 200 <= response.status_code < 300:
