@@ -67,7 +67,7 @@ async def measure(info: dict[str, Any], calls: int, pages: int) -> dict[str, Any
         async def traced_get() -> object:
             return await traced.agent_runs.get(run_id)
 
-        tracing = traced._telemetry is not None
+        tracing = traced._shared.telemetry is not None
         for _ in range(ROUNDS):
             results["raw_get"].append(await cpu_per_call(raw_get, calls))
             results["sdk_get"].append(await cpu_per_call(sdk_get, calls))

@@ -51,7 +51,7 @@ async def coalesced(k: int) -> dict[str, Any]:
             async with anyio.create_task_group() as tg:
                 for run_id in ids:
                     tg.start_soon(client.agent_runs.wait, run_id)
-            stats = dict(client._get_poller().stats)
+            stats = dict(client._shared.engine.poller.stats)
         total = reads(emu)
     return {
         "requests": total,
@@ -102,7 +102,7 @@ async def memory_per_wait(n: int) -> dict[str, Any]:
                 for run in runs:
                     tg.start_soon(client.agent_runs.wait, run)
                 await anyio.sleep(0.5)
-                watched = client._get_poller().watched
+                watched = client._shared.engine.poller.watched
                 during = tracemalloc.get_traced_memory()[0]
                 cpu = time.process_time() - started
                 tg.cancel_scope.cancel()
@@ -176,7 +176,7 @@ async def cycle_cpu(served: ServedEmulator, scale: float) -> dict[str, Any]:
             for run_id in served.info["run_ids"]:
                 tg.start_soon(client.agent_runs.wait, run_id)
         cpu = time.process_time() - started
-        stats = dict(client._get_poller().stats)
+        stats = dict(client._shared.engine.poller.stats)
     return {"cpu_s": cpu, **stats}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -14,15 +13,16 @@ import httpx
 
 from . import _errors, _telemetry, _validate
 from ._create import CreatePolicy
-from ._curl import CapturedRequest, to_curl
-from ._fanout import ProgressEvent, RunInput, RunMany, RunOutcome, RunSpec, specs_of
+from ._curl import Capture, to_curl
+from ._engine import RunEngine
+from ._fanout import ProgressEvent, RunMany, RunOutcome, RunSpec, specs_of
 from ._http import APIResponse, Pipeline
 from ._limits import PollPolicy, RateClass, RateLimits, RateLimitStatus
 from ._logging import configure_from_env
-from ._polling import Poller
 from ._ratelimit import RateLimiter
-from ._settings import Settings, redact_url, resolve_settings
+from ._settings import Settings, resolve_settings
 from ._synthesis import MultiRunResult, multi_run
+from ._validate import redact_url
 from .models import AgentRun, AgentType, HealthCheck
 from .resources import (
     AgentRuns,
@@ -41,6 +41,66 @@ from .resources import (
 )
 
 __all__ = ["AsyncCodegen"]
+
+
+class _Shared:
+    """What a root client and every client derived from it share: the connections (the
+    root's pipeline), the rate limiter, the run engine, the organization, the policies.
+    The root client owns it: closing the root closes it."""
+
+    __slots__ = (
+        "_org_lock",
+        "_organizations",
+        "create_policy",
+        "engine",
+        "http",
+        "limiter",
+        "org_id",
+        "poll_policy",
+        "rate_limits",
+        "telemetry",
+    )
+
+    def __init__(
+        self,
+        settings: Settings,
+        http_client: httpx.AsyncClient | None,
+        rate_limits: RateLimits,
+        poll_policy: PollPolicy,
+        create_policy: CreatePolicy | None,
+    ) -> None:
+        self.rate_limits = rate_limits
+        self.poll_policy = poll_policy
+        self.create_policy = create_policy
+        self.telemetry = _telemetry.load(settings.tracing, settings.base_url)
+        self.limiter = RateLimiter(rate_limits, identity=(settings.base_url, settings.api_key))
+        self.http = Pipeline(
+            settings, limiter=self.limiter, http_client=http_client, telemetry=self.telemetry
+        )
+        self.org_id: int | None = settings.org_id
+        self._org_lock = anyio.Lock()
+        self._organizations = Organizations(self.http, self)
+        self.engine = RunEngine(self.http, self, poll_policy, self.telemetry)
+
+    async def organization_id(self) -> int:
+        """As configured, else the caller's first organization (read once)."""
+        if self.org_id is not None:
+            return self.org_id
+        async with self._org_lock:
+            if self.org_id is None:
+                page = await self._organizations.list_page(limit=1)
+                if not page.items:
+                    raise _errors.ConfigurationError(
+                        "org_id: not given (argument, CODEGEN_ORG_ID, config file) and the "
+                        "API key belongs to no organization"
+                    )
+                self.org_id = page.items[0].id
+        return self.org_id
+
+    async def aclose(self) -> None:
+        self.engine.close()
+        await self.http.aclose()
+        await self.limiter.aclose()
 
 
 class AsyncCodegen:
@@ -100,7 +160,7 @@ class AsyncCodegen:
             raise TypeError(
                 f"create_policy must be a CreatePolicy, got {type(create_policy).__name__}"
             )
-        self._settings = resolve_settings(
+        settings = resolve_settings(
             api_key=api_key,
             org_id=org_id,
             base_url=base_url,
@@ -110,38 +170,39 @@ class AsyncCodegen:
             tracing=tracing,
         )
         configure_from_env()
-        self.rate_limits = (
-            RateLimits.documented().shared(self._settings.rate_limit_store)
+        shared = _Shared(
+            settings,
+            http_client,
+            RateLimits.documented().shared(settings.rate_limit_store)
             if rate_limits is None
-            else rate_limits
+            else rate_limits,
+            PollPolicy() if poll_policy is None else poll_policy,
+            create_policy,
         )
-        self.poll_policy = PollPolicy() if poll_policy is None else poll_policy
-        self._telemetry = _telemetry.load(self._settings.tracing, self._settings.base_url)
-        self._create_policy = create_policy
-        self._limiter = RateLimiter(
-            self.rate_limits, identity=(self._settings.base_url, self._settings.api_key)
-        )
-        self._http = Pipeline(
-            self._settings,
-            limiter=self._limiter,
-            http_client=http_client,
-            telemetry=self._telemetry,
-        )
-        self._org_id: int | None = self._settings.org_id
-        self._user_id: int | None = None
-        self._org_lock = anyio.Lock()
-        self._poller: Poller | None = None
-        self._closed = False
-        self._parent: AsyncCodegen | None = None
-        self._attach_resources()
+        self._build(shared, settings, shared.http, root=True)
 
-    def _attach_resources(self) -> None:
-        http, org = self._http, self.organization_id
-        create_policy = self._create_policy or CreatePolicy(grace=self.poll_policy.first * 2 / 3)
+    @classmethod
+    def _derived(cls, shared: _Shared, settings: Settings, http: Pipeline) -> AsyncCodegen:
+        """A client on `shared` (another's connections, limiter, engine, organization)
+        with its own settings and pipeline; closing it closes nothing shared."""
+        client = cls.__new__(cls)
+        client._build(shared, settings, http, root=False)
+        return client
+
+    def _build(self, shared: _Shared, settings: Settings, http: Pipeline, *, root: bool) -> None:
+        self._shared = shared
+        self._settings = settings
+        self._http = http
+        self._root = root
+        self._closed = False
+        self.rate_limits = shared.rate_limits
+        self.poll_policy = shared.poll_policy
+        org = shared  # resources ask it for the organization's id
+        create_policy = shared.create_policy or CreatePolicy(grace=shared.poll_policy.first * 2 / 3)
         create_policy = create_policy.resolved(
-            call_timeout=http._deadline, max_retries=self._settings.max_retries
+            call_timeout=http.deadline, max_retries=settings.max_retries
         )
-        self.agent_runs = AgentRuns(http, org, self._get_poller, self._caller_id, create_policy)
+        self.agent_runs = AgentRuns(http, org, shared.engine, create_policy)
         self.users = Users(http, org)
         self.organizations = Organizations(http, org)
         self.repositories = Repositories(http, org)
@@ -160,7 +221,8 @@ class AsyncCodegen:
         # show locals call it); a password in the base URL is masked.
         settings = getattr(self, "_settings", None)
         url = "?" if settings is None else repr(redact_url(settings.base_url))
-        org = getattr(self, "_org_id", None)
+        shared = getattr(self, "_shared", None)
+        org = None if shared is None else shared.org_id
         closed = getattr(self, "_closed", None)
         return f"<AsyncCodegen base_url={url} org_id={org!r} closed={closed}>"
 
@@ -175,38 +237,7 @@ class AsyncCodegen:
 
     async def organization_id(self) -> int:
         """The organization this client works in: as configured, else the caller's first."""
-        if self._parent is not None:
-            return await self._parent.organization_id()
-        if self._org_id is not None:
-            return self._org_id
-        async with self._org_lock:
-            if self._org_id is None:
-                page = await self.organizations.list_page(limit=1)
-                if not page.items:
-                    raise _errors.ConfigurationError(
-                        "org_id: not given (argument, CODEGEN_ORG_ID, config file) and the "
-                        "API key belongs to no organization"
-                    )
-                self._org_id = page.items[0].id
-        return self._org_id
-
-    async def _caller_id(self) -> int:
-        if self._parent is not None:
-            return await self._parent._caller_id()
-        if self._user_id is None:
-            self._user_id = (await self.users.me()).id
-        return self._user_id
-
-    def _get_poller(self) -> Poller:
-        if self._parent is not None:
-            return self._parent._get_poller()
-        if self._closed:
-            raise RuntimeError("this AsyncCodegen is closed")
-        if self._poller is None:
-            self._poller = Poller(
-                self.agent_runs, self._caller_id, self.poll_policy, telemetry=self._telemetry
-            )
-        return self._poller
+        return await self._shared.organization_id()
 
     def with_options(
         self,
@@ -240,12 +271,8 @@ class AsyncCodegen:
             _validate.header(name, value)
             if name.lower() == "authorization":
                 raise ValueError("headers: set the key with api_key, not an Authorization header")
-        derived = copy.copy(self)
-        derived._settings = settings
-        derived._parent = self._parent or self
-        derived._http = self._http.derive(settings, extra_headers=headers, on_response=on_response)
-        derived._attach_resources()
-        return derived
+        http = self._http.derive(settings, extra_headers=headers, on_response=on_response)
+        return AsyncCodegen._derived(self._shared, settings, http)
 
     async def health_check(self) -> HealthCheck:
         """Who the key belongs to, which organization, and how long a round trip takes."""
@@ -262,23 +289,26 @@ class AsyncCodegen:
         `await client.as_curl(lambda c: c.agent_runs.get(5))`. The key is shown as
         `$CODEGEN_API_KEY` unless `show_key=True`.
         """
-        capturing = copy.copy(self)
-        capturing._parent = self._parent or self
-        capturing._http = self._http.derive(self._settings, extra_headers=None, on_response=None)
-        capturing._http.capture = True
-        capturing._attach_resources()
+        capture = Capture()
+        http = self._http.derive(
+            self._settings, extra_headers=None, on_response=None, capture=capture
+        )
+        capturing = AsyncCodegen._derived(self._shared, self._settings, http)
         try:
             await call(capturing)
-        except CapturedRequest as captured:
-            return to_curl(captured.request, show_key=show_key)
-        raise ValueError("as_curl: the call sent no request")
+        except Exception:
+            if capture.request is None:
+                raise  # failed before building a request
+        if capture.request is None:
+            raise ValueError("as_curl: the call sent no request")
+        return to_curl(capture.request, show_key=show_key)
 
     async def rate_limit_status(self) -> dict[RateClass, RateLimitStatus]:
         """Every rate-limited class's bucket now: the documented `limit` per `per` seconds,
         the `remaining` tokens, `next_token_in` seconds until the next frees up, and any
         Retry-After pause in force (`paused_for`); read from the shared store when one is
         configured (`RateLimits.shared`), and then `store` names it."""
-        return await self._limiter.status()
+        return await self._shared.limiter.status()
 
     # -- lifetime -----------------------------------------------------------------------
 
@@ -288,9 +318,8 @@ class AsyncCodegen:
         A client made by `with_options` shares its parent's connections: closing it
         closes nothing."""
         self._closed = True
-        if self._parent is None:
-            await self._http.aclose()
-            await self._limiter.aclose()
+        if self._root:
+            await self._shared.aclose()
 
     async def __aenter__(self) -> AsyncCodegen:
         return self
@@ -326,7 +355,7 @@ class AsyncCodegen:
         _validate.strict_bool("raise_on_failure", raise_on_failure)
         _validate.callback("on_update", on_update)
         traced = {"codegen.prompt.length": len(prompt) if isinstance(prompt, str) else 0}
-        with _telemetry.span(self._telemetry, "codegen.run", traced):
+        with _telemetry.span(self._shared.telemetry, "codegen.run", traced):
             run = await self.agent_runs.create(
                 prompt,
                 repo_id=repo_id,
@@ -369,7 +398,8 @@ class AsyncCodegen:
         starting the rest; see the README's "Batches that survive a crash".
         """
         _check_fan_out(max_concurrency, timeout, fail_fast, on_progress)
-        return self._run_many(
+        return self._shared.engine.run_many(
+            self.agent_runs,
             specs_of(items),
             max_concurrency=max_concurrency,
             timeout=timeout,
@@ -430,7 +460,7 @@ class AsyncCodegen:
             "codegen.prompt.length": len(prompt) if isinstance(prompt, str) else 0,
             "codegen.multi_run.concurrency": concurrency,
         }
-        with _telemetry.span(self._telemetry, "codegen.multi_run", traced):
+        with _telemetry.span(self._shared.telemetry, "codegen.multi_run", traced):
             return await multi_run(
                 self,
                 prompt,
@@ -445,29 +475,6 @@ class AsyncCodegen:
                 metadata=metadata,
                 images=images,
             )
-
-    def _run_many(
-        self,
-        items: list[tuple[RunInput, RunSpec]],
-        *,
-        max_concurrency: int,
-        timeout: float | None,
-        fail_fast: bool,
-        on_progress: Callable[[ProgressEvent], object] | None,
-        metadata: Mapping[str, Any] | None = None,
-        journal: str | os.PathLike[str] | None = None,
-    ) -> RunMany:
-        return RunMany(
-            self.agent_runs,
-            self._get_poller(),
-            items,
-            max_concurrency=max_concurrency,
-            timeout=timeout,
-            fail_fast=fail_fast,
-            on_progress=on_progress,
-            metadata=metadata,
-            journal=journal,
-        )
 
 
 def _check_fan_out(

@@ -27,7 +27,7 @@ import anyio
 import attrs
 
 from . import _errors
-from ._limits import _check_factor
+from ._limits import check_factor
 from .models import AgentRun
 
 __all__ = [
@@ -123,7 +123,7 @@ class CreatePolicy:
 
     def scaled(self, factor: float) -> CreatePolicy:
         """This policy with every time multiplied by `factor` (for a fast emulator clock)."""
-        f = _check_factor(factor)
+        f = check_factor(factor)
         return attrs.evolve(
             self,
             grace=self.grace * f,
@@ -186,6 +186,32 @@ async def create_exactly_once(
         idempotency_key=key,
         started_at=started_at,
         cause=state.last_error,
+    )
+
+
+async def reconcile_journaled(
+    find: Callable[[], Awaitable[AgentRun | None]],
+    key: str,
+    started_at: datetime,
+    policy: CreatePolicy,
+    unconfirmed: list[UnconfirmedCreate],
+) -> AgentRun | None:
+    """A create an earlier process sent (or was about to send, from `started_at` on) and
+    never heard back from: the run carrying its key, or None when lookups show there is
+    none (post it, with the same key). `AmbiguousCreateError` when no lookup could tell.
+
+    Its POST went out after the key was journaled: it looks until the commit horizon
+    counted from then has passed, as for any ambiguous create."""
+    horizon_in = policy.commit_horizon - (datetime.now(timezone.utc) - started_at).total_seconds()
+    found, conclusive = await _look_for(find, policy, anyio.current_time() + max(0.0, horizon_in))
+    if found is not None or conclusive:
+        return found
+    _remember(unconfirmed, key, started_at, "undecided")
+    raise _errors.AmbiguousCreateError(
+        f"could not confirm whether agent run with idempotency key {key} (journaled by "
+        "an earlier process) was created",
+        idempotency_key=key,
+        started_at=started_at,
     )
 
 

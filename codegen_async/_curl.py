@@ -7,9 +7,9 @@ from collections.abc import Mapping
 
 import httpx
 
-from ._settings import redact_url
+from ._validate import redact_url
 
-__all__ = ["ORG_ID_PLACEHOLDER", "CapturedRequest", "to_curl"]
+__all__ = ["ORG_ID_PLACEHOLDER", "Capture", "CaptureStop", "to_curl"]
 
 # An organization id no one has: a client given it (when the real one is unknown and
 # must not be looked up) gets curls that say `${CODEGEN_ORG_ID}` in its place.
@@ -20,12 +20,19 @@ _REDACTED = "Bearer $CODEGEN_API_KEY"
 _SKIPPED = frozenset({"host", "content-length", "accept-encoding", "connection"})
 
 
-class CapturedRequest(Exception):
-    """Raised by a capturing pipeline instead of sending: carries the built request."""
+class Capture:
+    """Where a capturing pipeline (`Pipeline.capturing`) puts the first request it built
+    instead of sending it; `as_curl` reads it from here."""
 
-    def __init__(self, request: httpx.Request) -> None:
-        super().__init__(f"{request.method} {redact_url(str(request.url))}")
-        self.request = request
+    __slots__ = ("request",)
+
+    def __init__(self) -> None:
+        self.request: httpx.Request | None = None
+
+
+class CaptureStop(Exception):
+    """Ends a captured call once its request is built: nothing is sent, and nothing after
+    it runs. It carries no answer (that is in the `Capture`)."""
 
 
 def to_curl(request: httpx.Request, *, show_key: bool = False) -> str:

@@ -33,14 +33,14 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import anyio
 import attrs
 
 from . import _errors, _telemetry, _validate
 from ._constants import GROUP_METADATA_KEY
-from ._create import UnconfirmedCreate, _look_for, _remember
+from ._create import CreatePolicy, UnconfirmedCreate, reconcile_journaled
 from ._journal import Entry, Journal, check_path, decode_outcome
 from .models import AgentRun, AgentType, RunStatus
 
@@ -48,12 +48,12 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from ._polling import Poller
-    from .resources import AgentRuns
 
 __all__ = [
     "ProgressEvent",
     "ProgressKind",
     "ResumeCounts",
+    "RunCreator",
     "RunMany",
     "RunOutcome",
     "RunSpec",
@@ -72,6 +72,27 @@ _PARALLEL_CREATES = 4
 # flush for this many creates. A crash leaves at most this many keys whose create may
 # not have been sent; a resume looks each up before posting it (with the same key).
 _KEYS_PER_COMMIT = 16
+
+
+class RunCreator(Protocol):
+    """What a fan-out creates runs through (the calling client's `agent_runs`)."""
+
+    create_policy: CreatePolicy
+    unconfirmed_creates: list[UnconfirmedCreate]
+
+    async def create(
+        self,
+        prompt: str,
+        *,
+        repo_id: int | None = ...,
+        model: str | None = ...,
+        agent_type: AgentType | None = ...,
+        metadata: Mapping[str, Any] | None = ...,
+        images: Iterable[str] | None = ...,
+        idempotency_key: str | None = ...,
+    ) -> AgentRun: ...
+
+    async def find_by_idempotency_key(self, idempotency_key: str) -> AgentRun | None: ...
 
 
 @attrs.frozen
@@ -227,7 +248,7 @@ class RunMany:
 
     def __init__(
         self,
-        runs: AgentRuns,
+        runs: RunCreator,
         poller: Poller,
         items: list[tuple[RunInput, RunSpec]],
         *,
@@ -245,8 +266,8 @@ class RunMany:
             (index, item, spec, None) for index, (item, spec) in enumerate(items)
         )
         self._max = _validate.positive_int("max_concurrency", max_concurrency)
-        self._timeout = _check_timeout(timeout)
-        self._fail_fast = _check_bool("fail_fast", fail_fast)
+        self._timeout = _validate.timeout("timeout", timeout)
+        self._fail_fast = _validate.strict_bool("fail_fast", fail_fast)
         self._on_progress = on_progress
         # Tracing: a span from the first step to aclose, counting outcomes through events.
         self._trace = _telemetry.fan_out(poller.telemetry, len(items), on_progress)
@@ -649,28 +670,13 @@ class RunMany:
         return keys[index], mark
 
     async def _reconcile(self, entry: Entry, key: str) -> AgentRun | None:
-        """A create an earlier process sent (or was about to send) and never heard back
-        from: the run carrying its key, or None when lookups show there is none (post
-        it, with the same key). `AmbiguousCreateError` when no lookup could tell."""
-        policy = self._runs.create_policy
-        now = datetime.datetime.now(datetime.timezone.utc)
-        started_at = entry.keyed_at or now
-        # Its POST went out after the key was journaled: look until the commit horizon
-        # counted from then has passed, as for any ambiguous create.
-        horizon_in = policy.commit_horizon - (now - started_at).total_seconds()
-        found, conclusive = await _look_for(
+        """A create an earlier process journaled: its run, or None (post it, same key)."""
+        return await reconcile_journaled(
             lambda: self._runs.find_by_idempotency_key(key),
-            policy,
-            anyio.current_time() + max(0.0, horizon_in),
-        )
-        if found is not None or conclusive:
-            return found
-        _remember(self._runs.unconfirmed_creates, key, started_at, "undecided")
-        raise _errors.AmbiguousCreateError(
-            f"could not confirm whether agent run with idempotency key {key} (journaled by "
-            "an earlier process) was created",
-            idempotency_key=key,
-            started_at=started_at,
+            key,
+            entry.keyed_at or datetime.datetime.now(datetime.timezone.utc),
+            self._runs.create_policy,
+            self._runs.unconfirmed_creates,
         )
 
     async def _watch(self) -> None:
@@ -804,11 +810,3 @@ def _status(text: str | None) -> RunStatus | None:
 
 def _status_text(run: AgentRun) -> str | None:
     return None if run.status is None else str(run.status.value)
-
-
-def _check_timeout(timeout: float | None) -> float | None:
-    return _validate.timeout("timeout", timeout)
-
-
-def _check_bool(name: str, value: object) -> bool:
-    return _validate.strict_bool(name, value)

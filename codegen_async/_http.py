@@ -44,10 +44,11 @@ import httpx
 
 from . import _errors
 from ._convert import structure, with_request_id
-from ._curl import CapturedRequest
+from ._curl import Capture, CaptureStop
 from ._limits import RateClass
 from ._ratelimit import RateLimiter
-from ._settings import Settings, is_loopback_host, redact_url
+from ._settings import Settings, is_loopback_host
+from ._validate import redact_url
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -326,7 +327,10 @@ class Pipeline:
         on_response: Callable[[APIResponse], object] | None = None,
         slots: anyio.CapacityLimiter | None = None,
         telemetry: Telemetry | None = None,
+        capture: Capture | None = None,
     ) -> None:
+        """`capture`: a pipeline that never sends; the first request a call builds goes
+        into it, and the call ends there (`CaptureStop`)."""
         self.settings = settings
         self.telemetry = telemetry  # None: tracing off (every hook below is skipped)
         self._base = settings.base_url
@@ -359,7 +363,7 @@ class Pipeline:
         self._client = http_client
         self._slots = anyio.CapacityLimiter(max_connections) if slots is None else slots
         self._timeout = settings.timeout
-        self.capture = False  # build requests and raise CapturedRequest instead of sending
+        self.capture = capture
         total = settings.timeout
         self._deadline = max(
             (t for t in (total.connect, total.read, total.write, total.pool) if t is not None),
@@ -370,14 +374,21 @@ class Pipeline:
     def http_client(self) -> httpx.AsyncClient:
         return self._client
 
+    @property
+    def deadline(self) -> float:
+        """The longest of the settings' timeouts: the budget of one call, retries included."""
+        return self._deadline
+
     def derive(
         self,
         settings: Settings,
         *,
         extra_headers: Mapping[str, str] | None,
         on_response: Callable[[APIResponse], object] | None,
+        capture: Capture | None = None,
     ) -> Pipeline:
-        """A pipeline with other settings sharing this one's connections, slots and limiter."""
+        """A pipeline with other settings sharing this one's connections, slots and limiter
+        (with a `capture`, one that never sends)."""
         headers = dict(self._headers or {})
         headers.update(extra_headers or {})
         return Pipeline(
@@ -390,6 +401,7 @@ class Pipeline:
             on_response=on_response,
             slots=self._slots,
             telemetry=self.telemetry,
+            capture=capture,
         )
 
     async def aclose(self) -> None:
@@ -464,7 +476,7 @@ class Pipeline:
         `template` is the operation's path template for traces (derived from `path` when
         not given)."""
         args = (method, path, params, json_body, rate_class, retry, on_send)
-        if self.telemetry is None or self.capture or not self.telemetry.active():
+        if self.telemetry is None or self.capture is not None or not self.telemetry.active():
             return await self._send(*args, None)
         create = rate_class is RateClass.CREATE
         with self.telemetry.call(method, path, template, create) as trace:
@@ -484,12 +496,12 @@ class Pipeline:
         if retry is None:
             retry = RetryPolicy.UNSAFE if method == "POST" else RetryPolicy.IDEMPOTENT
         url = self._base + path
-        if self.capture:
-            raise CapturedRequest(
-                self._client.build_request(
+        if self.capture is not None:
+            if self.capture.request is None:
+                self.capture.request = self._client.build_request(
                     method, url, params=params, json=json_body, headers=self._headers
                 )
-            )
+            raise CaptureStop(f"{method} {self._shown_base}{path}: captured, not sent")
         budget = _Budget(self._deadline)
         delays = backoff_delays()
         attempt = 0
@@ -624,20 +636,15 @@ class Pipeline:
             if retry is RetryPolicy.IDEMPOTENT:
                 raise _Retry(error) from None
             raise error from None
-        except httpx.TimeoutException as exc:
-            error = _errors.APITimeoutError(
-                f"{method} {shown} timed out: {type(exc).__name__}",
-                sent=not isinstance(exc, _NOT_SENT),
-            )
-            if retry is RetryPolicy.IDEMPOTENT or isinstance(exc, _NOT_SENT):
-                raise _Retry(error) from exc
-            raise error from exc
-        except httpx.TransportError as exc:
-            error = _errors.APIConnectionError(
-                f"{method} {shown} failed: {type(exc).__name__}: {exc}",
-                sent=not isinstance(exc, _NOT_SENT),
-            )
-            if retry is RetryPolicy.IDEMPOTENT or isinstance(exc, _NOT_SENT):
+        except httpx.TransportError as exc:  # a timeout of httpx's included
+            sent = not isinstance(exc, _NOT_SENT)
+            if isinstance(exc, httpx.TimeoutException):
+                text = f"{method} {shown} timed out: {type(exc).__name__}"
+                error = _errors.APITimeoutError(text, sent=sent)
+            else:
+                text = f"{method} {shown} failed: {type(exc).__name__}: {exc}"
+                error = _errors.APIConnectionError(text, sent=sent)
+            if retry is RetryPolicy.IDEMPOTENT or not sent:
                 raise _Retry(error) from exc
             raise error from exc
         if too_large and 200 <= response.status_code < 300:

@@ -14,7 +14,7 @@ import attrs
 
 from ._stores import check_store_url, redact_url
 
-__all__ = ["Limit", "PollPolicy", "RateClass", "RateLimitStatus", "RateLimits"]
+__all__ = ["Limit", "PollPolicy", "RateClass", "RateLimitStatus", "RateLimits", "check_factor"]
 
 
 class RateClass(str, enum.Enum):
@@ -56,7 +56,8 @@ _DOCUMENTED: dict[RateClass, Limit] = {
 }
 
 
-def _check_factor(factor: float) -> float:
+def check_factor(factor: float) -> float:
+    """A `scaled()` factor: a number > 0."""
     if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not factor > 0:
         raise ValueError(f"factor must be a number > 0, got {factor!r}")
     return float(factor)
@@ -98,7 +99,7 @@ class RateLimits:
         return bool(self.limits)
 
     def scaled(self, factor: float) -> RateLimits:
-        f = _check_factor(factor)
+        f = check_factor(factor)
         return attrs.evolve(self, limits={k: v.scaled(f) for k, v in self.limits.items()})
 
     def shared(self, url: str | None) -> RateLimits:
@@ -165,5 +166,5 @@ class PollPolicy:
             raise ValueError(f"jitter must be in [0, 1), got {value!r}")
 
     def scaled(self, factor: float) -> PollPolicy:
-        f = _check_factor(factor)
+        f = check_factor(factor)
         return attrs.evolve(self, first=self.first * f, maximum=self.maximum * f)

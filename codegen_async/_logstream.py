@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator
+from typing import Protocol
 
 import anyio
 
 from . import _errors
 from ._batched import Batched
+from ._limits import PollPolicy
 from ._pagination import MAX_PAGE_SIZE
-from .models import AgentRunLog
+from .models import AgentRunLog, AgentRunWithLogs
 
-if TYPE_CHECKING:
-    from ._polling import Poller
-    from .resources.agent_runs import AgentRuns
+__all__ = ["LogPages", "stream_logs"]
 
-__all__ = ["stream_logs"]
+
+class LogPages(Protocol):
+    """Where the pages of a run's logs come from (the client's `agent_runs`)."""
+
+    async def logs_page(self, run_id: int, *, skip: int, limit: int) -> AgentRunWithLogs: ...
 
 
 def stream_logs(
-    runs: AgentRuns, run_id: int, *, follow: bool, poller: Callable[[], Poller]
+    runs: LogPages, run_id: int, *, follow: bool, policy: PollPolicy
 ) -> Batched[AgentRunLog]:
     """Page through the alpha logs endpoint from the oldest entry.
 
@@ -31,13 +34,12 @@ def stream_logs(
     poll cadence, restarting at `first` whenever something new arrives) until a page shows
     the run terminal and every entry read.
     """
-    return Batched(_log_pages(runs, run_id, follow=follow, poller=poller))
+    return Batched(_log_pages(runs, run_id, follow=follow, policy=policy))
 
 
 async def _log_pages(
-    runs: AgentRuns, run_id: int, *, follow: bool, poller: Callable[[], Poller]
+    runs: LogPages, run_id: int, *, follow: bool, policy: PollPolicy
 ) -> AsyncGenerator[list[AgentRunLog], None]:
-    policy = poller().policy
     interval = policy.first
     read = 0  # entries yielded: the position of the next one
     last: AgentRunLog | None = None  # the entry at position read - 1

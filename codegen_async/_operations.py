@@ -5,7 +5,7 @@ route name), its method, its path template (as the spec writes it), the rate cla
 "Rate limit:" line gives (`RateClass.STANDARD` when it has none), what may be retried,
 and the model its answer decodes into (`None`: free-form JSON, returned as decoded).
 
-Resources send a row through the pipeline (`resources/_base.Resource._call`), the
+Resources send a row through the pipeline (`_resource.Resource._call`), the
 Emulator builds its router from the rows and adds only handlers, the CLI's `curl` and the
 tests read them; tests/test_operations.py checks the table against the vendored spec.
 Nothing else spells a path or a rate class.

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
@@ -34,7 +34,7 @@ from .models import AgentRun, Page, SourceType
 if TYPE_CHECKING:
     from ._telemetry import RunTrace, Telemetry
 
-__all__ = ["Poller", "RunSource", "WatchGroup"]
+__all__ = ["Poller", "RunSource", "Subscriber", "Watch", "WatchGroup"]
 
 logger = logging.getLogger("codegen_async")
 
@@ -51,7 +51,9 @@ _FATAL = (
 
 
 class RunSource(Protocol):
-    """What the poller reads runs through (the client's `agent_runs`, and the caller's id)."""
+    """What the poller reads runs through (the client's run engine)."""
+
+    async def caller_id(self) -> int: ...
 
     async def get(self, run_id: int) -> AgentRun: ...
 
@@ -60,7 +62,7 @@ class RunSource(Protocol):
     ) -> Page[AgentRun]: ...
 
 
-class _Subscriber:
+class Subscriber:
     """One waiting caller: woken when a run it watches changes status, or when poked."""
 
     __slots__ = ("event",)
@@ -76,7 +78,7 @@ class _Subscriber:
         self.event = anyio.Event()
 
 
-class _Watch:
+class Watch:
     """One awaited run: its last snapshot, its schedule and who waits for it."""
 
     __slots__ = ("due", "error", "interval", "run_id", "snapshot", "subscribers", "trace")
@@ -87,7 +89,7 @@ class _Watch:
         self.due = due
         self.interval = interval
         self.error: Exception | None = None
-        self.subscribers: list[_Subscriber] = []
+        self.subscribers: list[Subscriber] = []
         self.trace: RunTrace | None = None  # the waiters' spans, when tracing
 
     @property
@@ -115,7 +117,6 @@ class Poller:
     def __init__(
         self,
         source: RunSource,
-        caller_id: Callable[[], Awaitable[int | None]],
         policy: PollPolicy,
         *,
         clock: Callable[[], float] = anyio.current_time,
@@ -124,11 +125,10 @@ class Poller:
     ) -> None:
         self._source = source
         self.telemetry = telemetry
-        self._caller_id = caller_id
         self.policy = policy
         self._clock = clock
         self._rng = rng or random.Random()
-        self._watches: dict[int, _Watch] = {}
+        self._watches: dict[int, Watch] = {}
         self._leading = False
         self._reschedule = anyio.Event()
         self.stats = {"cycles": 0, "gets": 0, "list_pages": 0}
@@ -150,8 +150,8 @@ class Poller:
     ) -> AgentRun:
         """Return the run once it is terminal (see `AgentRuns.wait`)."""
         _validate.timeout("timeout", timeout)
-        sub = _Subscriber()
-        watch = self._subscribe(run, sub)
+        sub = Subscriber()
+        watch = self.subscribe(run, sub)
         if watch.trace is not None:
             watch.trace.enter(sub)  # the refreshes this waiter leads are its children
         seen = None
@@ -166,13 +166,13 @@ class Poller:
                         raise watch.error
                     if snapshot is not None and snapshot.is_terminal:
                         break
-                    await self._wait_or_lead(sub)
+                    await self.wait_or_lead(sub)
         except TimeoutError:
             raise _errors.WaitTimeoutError(
                 f"agent run {watch.run_id} not finished after {timeout}s", run=watch.snapshot
             ) from None
         finally:
-            self._unsubscribe(watch, sub)
+            self.unsubscribe(watch, sub)
         assert snapshot is not None
         if raise_on_failure and not snapshot.succeeded:
             raise _errors.AgentRunFailedError(snapshot)
@@ -213,9 +213,13 @@ class Poller:
         """A set of runs one caller awaits together (`as_completed`, fan-outs)."""
         return WatchGroup(self)
 
-    # -- watches ------------------------------------------------------------------------
+    def reschedule(self) -> None:
+        """Make the leader look at the schedule again (a run was added, or a group poked)."""
+        self._reschedule.set()
 
-    def _subscribe(self, run: AgentRun | int, sub: _Subscriber) -> _Watch:
+    # -- watches (for `wait`, `as_completed` and `WatchGroup`) ---------------------------
+
+    def subscribe(self, run: AgentRun | int, sub: Subscriber) -> Watch:
         snapshot = run if isinstance(run, AgentRun) else None
         run_id = (
             snapshot.id
@@ -227,7 +231,7 @@ class Poller:
             now = self._clock()
             # A run we have never seen is checked at once; a fresh snapshot after `first`.
             due = now if snapshot is None else now + self._jittered(self.policy.first)
-            watch = _Watch(run_id, snapshot, due, self.policy.first)
+            watch = Watch(run_id, snapshot, due, self.policy.first)
             self._watches[run_id] = watch
             self._reschedule.set()
         elif snapshot is not None and watch.snapshot is None:
@@ -238,7 +242,7 @@ class Poller:
             watch.trace.open(sub, watch.snapshot)
         return watch
 
-    def _unsubscribe(self, watch: _Watch, sub: _Subscriber) -> None:
+    def unsubscribe(self, watch: Watch, sub: Subscriber) -> None:
         if sub in watch.subscribers:
             watch.subscribers.remove(sub)
             if watch.trace is not None and sub not in watch.subscribers:
@@ -250,7 +254,7 @@ class Poller:
 
     # -- leading ------------------------------------------------------------------------
 
-    async def _wait_or_lead(self, sub: _Subscriber) -> None:
+    async def wait_or_lead(self, sub: Subscriber) -> None:
         """Return when something `sub` watches changed (or it was poked to lead)."""
         if self._leading:
             await sub.sleep()
@@ -262,7 +266,7 @@ class Poller:
             self._leading = False
             self._hand_off(sub)
 
-    async def _lead(self, sub: _Subscriber) -> None:
+    async def _lead(self, sub: Subscriber) -> None:
         """Run refresh cycles until one of `sub`'s runs changes."""
         while not sub.event.is_set():
             now = self._clock()
@@ -275,7 +279,7 @@ class Poller:
             await self._cycle()
         sub.event = anyio.Event()
 
-    def _hand_off(self, leaving: _Subscriber) -> None:
+    def _hand_off(self, leaving: Subscriber) -> None:
         """Poke one other waiter so it takes over the refreshing."""
         for watch in self._watches.values():
             for sub in watch.subscribers:
@@ -302,12 +306,12 @@ class Poller:
         for watch in refreshed.values():
             self._schedule(watch)
 
-    async def _refresh_from_list(self, remaining: dict[int, _Watch]) -> dict[int, _Watch]:
+    async def _refresh_from_list(self, remaining: dict[int, Watch]) -> dict[int, Watch]:
         """Read the caller's newest API runs until every due run is seen or passed; the
         awaited runs seen on the way (`remaining` loses those)."""
-        seen: dict[int, _Watch] = {}
+        seen: dict[int, Watch] = {}
         try:
-            user_id = await self._caller_id()
+            user_id = await self._source.caller_id()
         except _errors.APIStatusError as exc:
             logger.debug("poller: cannot read caller id, falling back to GETs: %s", exc)
             return seen
@@ -333,7 +337,7 @@ class Poller:
                 return seen
         return seen
 
-    async def _refresh_one(self, watch: _Watch) -> None:
+    async def _refresh_one(self, watch: Watch) -> None:
         self.stats["gets"] += 1
         try:
             run = await self._source.get(watch.run_id)
@@ -344,7 +348,7 @@ class Poller:
         else:
             watch.update(run)
 
-    def _schedule(self, watch: _Watch) -> None:
+    def _schedule(self, watch: Watch) -> None:
         policy = self.policy
         watch.due = self._clock() + self._jittered(watch.interval)
         watch.interval = min(policy.maximum, watch.interval * policy.factor)
@@ -367,35 +371,35 @@ class WatchGroup:
 
     def __init__(self, poller: Poller) -> None:
         self._poller = poller
-        self._sub = _Subscriber()
-        self.pending: dict[int, _Watch] = {}
+        self._sub = Subscriber()
+        self.pending: dict[int, Watch] = {}
 
     def add(self, run: AgentRun | int) -> int:
         """Await `run` too; returns its id."""
-        watch = self._poller._subscribe(run, self._sub)
+        watch = self._poller.subscribe(run, self._sub)
         if self.pending.setdefault(watch.run_id, watch) is not watch:
-            self._poller._unsubscribe(watch, self._sub)  # already awaited by this group
+            self._poller.unsubscribe(watch, self._sub)  # already awaited by this group
         return watch.run_id
 
-    def take_done(self) -> list[_Watch]:
+    def take_done(self) -> list[Watch]:
         """Remove and return the watches that finished (terminal, or failed for good)."""
         done = [watch for watch in self.pending.values() if watch.done]
         for watch in done:
             del self.pending[watch.run_id]
-            self._poller._unsubscribe(watch, self._sub)
+            self._poller.unsubscribe(watch, self._sub)
         return done
 
     async def changed(self) -> None:
         """Return when a run of the group changed status, or when poked."""
-        await self._poller._wait_or_lead(self._sub)
+        await self._poller.wait_or_lead(self._sub)
 
     def poke(self) -> None:
         """Make the current or next `changed()` return."""
         self._sub.wake()
-        self._poller._reschedule.set()
+        self._poller.reschedule()
 
     def close(self) -> None:
         """Stop awaiting every run still pending."""
         for watch in self.pending.values():
-            self._poller._unsubscribe(watch, self._sub)
+            self._poller.unsubscribe(watch, self._sub)
         self.pending.clear()

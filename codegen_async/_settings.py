@@ -26,6 +26,7 @@ import httpx
 from . import _validate
 from ._constants import DEFAULT_BASE_URL
 from ._errors import ConfigurationError
+from ._validate import redact_url
 from ._validate import shown as _show
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "Settings",
     "default_config_paths",
     "is_loopback_host",
-    "redact_url",
     "resolve_settings",
 ]
 
@@ -468,7 +468,7 @@ def _parse_user_agent(value: object, source: str) -> str:
 
 def _parse_store(value: object, source: str) -> str:
     """A rate-limit store URL (`RateLimits.shared`), checked by the stores' own rule."""
-    from ._stores import check_store_url  # _stores reads this module's _redact
+    from ._stores import check_store_url  # lazily: the stores import redis and sqlite3
 
     return check_store_url(value, source)
 
@@ -513,17 +513,6 @@ def _strip_version(parts: SplitResult, scheme: str) -> str:
     if path.endswith("/v1"):
         path = path[: -len("/v1")].rstrip("/")
     return urlunsplit((scheme, parts.netloc, path, "", ""))
-
-
-def redact_url(url: str) -> str:
-    """The URL with any user:password part masked, for messages, logs and reprs."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, tail = rest.partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    return f"{scheme}{sep}{authority}{slash}{tail}"
 
 
 def is_loopback_host(host: str) -> bool:

@@ -25,21 +25,19 @@ from __future__ import annotations
 import logging
 import string
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 import anyio
 import attrs
 
 from . import _errors, _validate
 from ._constants import GROUP_METADATA_KEY, ROLE_METADATA_KEY
-from ._fanout import ProgressEvent, RunOutcome, RunSpec, specs_of
+from ._fanout import ProgressEvent, RunMany, RunOutcome, RunSpec
 from .models import AgentRun, AgentType
+from .resources.agent_runs import AgentRuns
 
-if TYPE_CHECKING:
-    from ._client import AsyncCodegen
-
-__all__ = ["DEFAULT_SYNTHESIS_PROMPT", "MultiRunResult", "check_template", "multi_run"]
+__all__ = ["DEFAULT_SYNTHESIS_PROMPT", "MultiRunResult", "Runner", "check_template", "multi_run"]
 
 logger = logging.getLogger("codegen_async")
 
@@ -56,6 +54,21 @@ Compare the answers, keep what is correct and best in each, resolve where they \
 disagree, and give the single best answer to the task."""
 
 _PLACEHOLDERS = frozenset({"prompt", "candidates"})
+
+
+class Runner(Protocol):
+    """What `multi_run` runs on: the client's public `run_many` and `agent_runs`."""
+
+    agent_runs: AgentRuns
+
+    def run_many(
+        self,
+        items: Iterable[str | RunSpec],
+        *,
+        max_concurrency: int,
+        timeout: float | None,
+        on_progress: Callable[[ProgressEvent], object] | None,
+    ) -> RunMany: ...
 
 
 @attrs.frozen
@@ -100,7 +113,7 @@ def synthesis_text(template: str, prompt: str, candidates: list[str]) -> str:
 
 
 async def multi_run(
-    client: AsyncCodegen,
+    client: Runner,
     prompt: str,
     *,
     concurrency: int,
@@ -120,16 +133,11 @@ async def multi_run(
     )
     _validate.positive_int("concurrency", concurrency)
     _validate.strict_bool("synthesize", synthesize)
-    spec = RunSpec(prompt, repo_id, model, agent_type, metadata, images)
-    items = specs_of([spec] * concurrency)
+    candidate = {**(metadata or {}), ROLE_METADATA_KEY: "candidate"}
+    spec = RunSpec(prompt, repo_id, model, agent_type, candidate, images)
     started = anyio.current_time()
-    fan_out = client._run_many(
-        items,
-        max_concurrency=concurrency,
-        timeout=timeout,
-        fail_fast=False,
-        on_progress=on_progress,
-        metadata={ROLE_METADATA_KEY: "candidate"},
+    fan_out = client.run_many(
+        [spec] * concurrency, max_concurrency=concurrency, timeout=timeout, on_progress=on_progress
     )
     outcomes = await fan_out.gather()
     if not fan_out.created:

@@ -33,6 +33,7 @@ __all__ = [
     "header",
     "json_object",
     "positive_int",
+    "redact_url",
     "strict_bool",
     "strings",
     "text",
@@ -190,3 +191,14 @@ def header(name: object, value: object) -> tuple[str, str]:
             "character that is not ASCII"
         )
     return name, value
+
+
+def redact_url(url: str) -> str:
+    """The URL with any user:password part masked, for messages, logs and reprs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}{sep}{authority}{slash}{tail}"

@@ -36,7 +36,7 @@ import attrs
 
 import codegen_async
 from codegen_async import _client, _fanout, resources
-from codegen_async.resources._base import Resource
+from codegen_async._resource import Resource
 
 __all__ = ["generate", "main"]
 

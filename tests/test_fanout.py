@@ -190,7 +190,7 @@ async def test_run_many_one_outcome_per_input_within_max_concurrency(emu: Emulat
     async with cg.AsyncCodegen(**emu.client_options()) as client:
         fan_out = client.run_many(prompts, max_concurrency=7, on_progress=track)
         outcomes = [outcome async for outcome in fan_out]
-        assert client._get_poller().watched == 0
+        assert client._shared.engine.poller.watched == 0
     assert sorted(o.index for o in outcomes) == list(range(40))
     assert all(o.ok and o.input == prompts[o.index] for o in outcomes)
     assert all(emu.prompts[o.unwrap().id] == prompts[o.index] for o in outcomes)
@@ -289,7 +289,7 @@ async def test_cancelling_a_fan_out_stops_pending_creations() -> None:
         assert emu.counters.runs_created == created  # nothing more was started
         assert sorted(fan_out.created) == sorted(r["id"] for r in emu.runs)
         assert 1 <= len(fan_out.created) <= 5
-        assert client._get_poller().watched == 0
+        assert client._shared.engine.poller.watched == 0
         assert (await client.users.me()).id > 0  # the client is still usable
 
 
@@ -299,14 +299,14 @@ async def test_leaving_the_loop_early_leaves_nothing_behind(emu: Emulator) -> No
         async with client.run_many([f"p{i}" for i in range(10)], max_concurrency=3) as fan_out:
             async for _ in fan_out:
                 break
-        assert client._get_poller().watched == 0
+        assert client._shared.engine.poller.watched == 0
         created = emu.counters.runs_created
         abandoned = client.run_many([f"q{i}" for i in range(10)], max_concurrency=3)
         async for _ in abandoned:
             break
         del abandoned
         gc.collect()
-        assert client._get_poller().watched == 0  # finalized: stopped watching
+        assert client._shared.engine.poller.watched == 0  # finalized: stopped watching
         await anyio.sleep(0.05)
     assert emu.counters.runs_created <= created + 3
 

@@ -173,7 +173,7 @@ async def test_every_wait_ends_in_both_spellings(spelling: str) -> None:
         # logs(follow=True) ends once the run is terminal
         entries = [e async for e in client.agent_runs.logs(run.id, follow=True)]
         assert entries
-        assert client._get_poller().stats["cycles"] > 0
+        assert client._shared.engine.poller.stats["cycles"] > 0
 
 
 @pytest.mark.anyio

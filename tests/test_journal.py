@@ -239,7 +239,7 @@ async def test_a_full_disk_stops_the_batch_with_a_clear_error(
         assert str(journal) in str(info.value)
         created = emu.counters.runs_created
         assert created <= 2  # the batch stopped
-        assert client._get_poller().watched == 0
+        assert client._shared.engine.poller.watched == 0
 
 
 @pytest.mark.anyio
@@ -290,7 +290,7 @@ async def test_an_outcome_does_not_wait_behind_a_stuck_create(emu: Emulator) -> 
                 outcome = await fan_out.__anext__()  # while the other create hangs
             assert outcome.ok
         # Leaving the block cancelled the stuck create: nothing left running here.
-        assert client._get_poller().watched == 0
+        assert client._shared.engine.poller.watched == 0
         assert len(fan_out.unconfirmed) == 1
 
 

@@ -64,7 +64,7 @@ async def test_wait_timeout_carries_the_last_snapshot() -> None:
             run = await client.agent_runs.create("slow")
             with pytest.raises(cg.WaitTimeoutError) as info:
                 await client.agent_runs.wait(run, timeout=0.1)
-            assert client._get_poller().watched == 0
+            assert client._shared.engine.poller.watched == 0
     assert info.value.run is not None
     assert info.value.run.id == run.id
     assert info.value.run.status == cg.RunStatus.RUNNING
@@ -84,7 +84,7 @@ async def test_many_concurrent_waits_coalesce_into_list_reads() -> None:
             async with anyio.create_task_group() as tg:
                 for run_id in ids:
                     tg.start_soon(wait_one, run_id)
-            stats = dict(client._get_poller().stats)
+            stats = dict(client._shared.engine.poller.stats)
         counters = emu.counters
     assert sorted(results) == sorted(ids)
     assert all(r.is_terminal for r in results.values())
@@ -174,7 +174,7 @@ async def test_cancellation_is_clean_over_a_real_socket(cancel: object) -> None:
             run = await client.agent_runs.create("never finishes in this test")
             for _ in range(3):
                 await cancel(client, run.id)  # type: ignore[operator]
-                poller = client._get_poller()
+                poller = client._shared.engine.poller
                 assert poller.watched == 0
                 assert not poller._leading
                 pool = client._http.http_client._transport._pool  # type: ignore[attr-defined]
@@ -199,13 +199,13 @@ async def test_asyncio_timeout_cancels_a_wait_cleanly(anyio_backend: str) -> Non
             with pytest.raises(TimeoutError):
                 async with asyncio.timeout(0.05):
                     await client.agent_runs.wait(run)
-            assert client._get_poller().watched == 0
+            assert client._shared.engine.poller.watched == 0
             task = asyncio.create_task(client.agent_runs.wait(run))
             await asyncio.sleep(0.03)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            assert client._get_poller().watched == 0
+            assert client._shared.engine.poller.watched == 0
             assert (await client.agent_runs.get(run.id)).id == run.id
 
 
@@ -229,4 +229,4 @@ async def test_waiting_for_an_unknown_run_raises_not_found() -> None:
     async with fast_emulator() as emu, cg.AsyncCodegen(**emu.client_options()) as client:
         with pytest.raises(cg.NotFoundError):
             await client.agent_runs.wait(999_999, timeout=10)
-        assert client._get_poller().watched == 0
+        assert client._shared.engine.poller.watched == 0

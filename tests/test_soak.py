@@ -184,7 +184,7 @@ async def test_soak_every_input_once_no_duplicates_memory_flat(
         pool = client._http.http_client._transport._pool  # type: ignore[attr-defined]
         assert pool._requests == []
         assert len(anyio.get_running_tasks()) == tasks_before
-        assert client._get_poller().watched == 0
+        assert client._shared.engine.poller.watched == 0
         unconfirmed = list(client.agent_runs.unconfirmed_creates)
     assert pool.connections == []
     elapsed = time.monotonic() - started

@@ -16,7 +16,7 @@ import codegen_async
 import codegen_sync
 from codegen_async import resources as async_resources
 from codegen_async._fanout import RunMany as AsyncRunMany
-from codegen_async.resources._base import Resource
+from codegen_async._resource import Resource
 from codegen_sync import _generated
 
 TWINS: dict[type, type] = {

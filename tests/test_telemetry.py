@@ -461,13 +461,13 @@ async def test_tracing_off(otel: Otel, monkeypatch: pytest.MonkeyPatch) -> None:
         Emulator(time_scale=0.001) as emu,
         AsyncCodegen(**emu.client_options(), tracing=False) as client,
     ):
-        assert client._telemetry is None
+        assert client._shared.telemetry is None
         await client.run("x")
         monkeypatch.setenv("CODEGEN_TRACING", "off")
         async with AsyncCodegen(**emu.client_options()) as client:
             assert client.settings.tracing is False
             await client.agent_runs.get((await client.agent_runs.create("y")).id)
-            assert client.with_options(max_retries=1)._telemetry is None
+            assert client.with_options(max_retries=1)._shared.telemetry is None
     assert otel.spans() == []
     assert otel.metrics() == {}
 
@@ -512,7 +512,7 @@ def test_without_opentelemetry_the_client_works() -> None:
         "async def main():\n"
         "    async with Emulator(time_scale=0.001) as emu:\n"
         "        async with AsyncCodegen(**emu.client_options()) as client:\n"
-        "            assert client._telemetry is None\n"
+        "            assert client._shared.telemetry is None\n"
         "            run = await client.run('x')\n"
         "            print(run.status, bool(run.request_id))\n"
         "anyio.run(main)\n"

@@ -275,21 +275,36 @@ async def test_source_type_in_any_case_is_sent_as_the_enum_value(emu: Emulator) 
     assert seen == ["200"]
 
 
-def test_the_fan_out_copies_use_the_one_rule() -> None:
-    from codegen_async import _fanout
+@pytest.mark.anyio
+async def test_the_fan_out_itself_uses_the_one_rule(emu: Emulator) -> None:
+    from codegen_async._fanout import RunMany
 
-    with pytest.raises(ValueError, match="finite number of seconds > 0"):
-        _fanout._check_timeout(0)  # one rule: zero is refused (the poller used to take it)
-    with pytest.raises(TypeError):
-        _fanout._check_timeout("1")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="must be True or False"):
-        _fanout._check_bool("fail_fast", "no")
+    async with cg.AsyncCodegen(**emu.client_options()) as client:
+        poller = client.agent_runs._engine.poller
+
+        def fan_out(timeout: object = None, fail_fast: object = False) -> RunMany:
+            return RunMany(
+                client.agent_runs,
+                poller,
+                [],
+                max_concurrency=1,
+                timeout=timeout,  # type: ignore[arg-type]
+                fail_fast=fail_fast,  # type: ignore[arg-type]
+                on_progress=None,
+            )
+
+        with pytest.raises(ValueError, match="finite number of seconds > 0"):
+            fan_out(timeout=0)  # one rule: zero is refused (the poller used to take it)
+        with pytest.raises(TypeError):
+            fan_out(timeout="1")
+        with pytest.raises(TypeError, match="must be True or False"):
+            fan_out(fail_fast="no")
 
 
 @pytest.mark.anyio
 async def test_the_poller_checks_with_the_one_rule(emu: Emulator) -> None:
     async with cg.AsyncCodegen(**emu.client_options()) as client:
-        poller = client.agent_runs._poller()
+        poller = client.agent_runs._engine.poller
         with pytest.raises(ValueError, match="finite number of seconds > 0"):
             await poller.wait(1, timeout=0)
         with pytest.raises(TypeError):

@@ -26,13 +26,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-from typing import Protocol
 from urllib.parse import urlsplit
 
-import attrs
-
 from .._errors import ConfigurationError
-from .._settings import redact_url
+from .._validate import redact_url
+from ._types import BucketState, Store, StoreUnavailable, Take
 
 __all__ = [
     "BucketState",
@@ -47,45 +45,6 @@ __all__ = [
 
 SCHEMES = ("sqlite", "redis", "rediss")
 _HINT = "use sqlite:///ABSOLUTE/PATH, redis://HOST:PORT/DB or rediss://HOST:PORT/DB"
-
-
-class StoreUnavailable(Exception):
-    """The store did not answer (down, locked, unwritable); the message says why."""
-
-
-@attrs.frozen
-class Take:
-    """The answer of `Store.take`: a lease was taken, or how long until one may be."""
-
-    taken: bool
-    wait: float  # seconds; 0 when taken
-
-
-@attrs.frozen
-class BucketState:
-    """What a bucket holds now: leases counted, seconds until the next frees, pause left."""
-
-    in_use: int
-    next_free_in: float
-    paused_for: float
-
-
-class Store(Protocol):
-    """A shared budget store. Every method blocks; call it from a worker thread."""
-
-    url: str
-
-    def take(self, key: str, lease: str, capacity: int, per: float, bound: float) -> Take: ...
-
-    def finish(self, key: str, lease: str, per: float) -> None: ...
-
-    def cancel(self, key: str, lease: str) -> None: ...
-
-    def pause(self, key: str, seconds: float) -> None: ...
-
-    def state(self, key: str, per: float) -> BucketState: ...
-
-    def close(self) -> None: ...
 
 
 def bucket_key(base_url: str, api_key: str, rate_class: str) -> str:

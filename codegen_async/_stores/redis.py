@@ -18,7 +18,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import BucketState, StoreUnavailable, Take, redact_url
+from .._validate import redact_url
+from ._types import BucketState, StoreUnavailable, Take
 
 __all__ = ["RedisStore"]
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from . import BucketState, StoreUnavailable, Take
+from ._types import BucketState, StoreUnavailable, Take
 
 __all__ = ["SQLiteStore"]
 

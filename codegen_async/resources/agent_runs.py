@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import _operations as ops
 from .. import _validate
 from .._constants import IDEMPOTENCY_METADATA_KEY
 from .._create import CreatePolicy, UnconfirmedCreate, create_exactly_once, new_idempotency_key
+from .._engine import RunEngine
 from .._http import Pipeline
 from .._pagination import MAX_PAGE_SIZE, check_page_args, paginate
+from .._resource import Organization, Resource
 from ..models import AgentRun, AgentRunLog, AgentRunWithLogs, AgentType, Page, SourceType
-from ._base import Resource
-
-if TYPE_CHECKING:
-    from .._polling import Poller
 
 __all__ = ["AgentRuns", "run_id_of"]
 
@@ -33,7 +31,7 @@ def _source_type(value: SourceType | str) -> SourceType:
 
 
 class AgentRuns(Resource):
-    __slots__ = ("_caller_id", "_poller", "create_policy", "unconfirmed_creates")
+    __slots__ = ("_engine", "create_policy", "unconfirmed_creates")
 
     create_policy: CreatePolicy
     unconfirmed_creates: list[UnconfirmedCreate]
@@ -41,14 +39,12 @@ class AgentRuns(Resource):
     def __init__(
         self,
         http: Pipeline,
-        org_id: Callable[[], Awaitable[int]],
-        poller: Callable[[], Poller],
-        caller_id: Callable[[], Awaitable[int]],
+        org: Organization,
+        engine: RunEngine,
         create_policy: CreatePolicy,
     ) -> None:
-        super().__init__(http, org_id)
-        self._poller = poller
-        self._caller_id = caller_id
+        super().__init__(http, org)
+        self._engine = engine  # the root client's: its poller, caller id, log streams
         self.create_policy = create_policy
         # Creates whose outcome stayed unknown (cancelled, or AmbiguousCreateError).
         self.unconfirmed_creates: list[UnconfirmedCreate] = []
@@ -104,7 +100,7 @@ class AgentRuns(Resource):
 
         Reads the newest-first list of the caller's API runs, at most `max_pages` pages.
         """
-        user_id = await self._caller_id()
+        user_id = await self._engine.caller_id()
         for skip in range(0, max_pages * MAX_PAGE_SIZE, MAX_PAGE_SIZE):
             page = await self.list_page(
                 user_id=user_id, source_type=SourceType.API, skip=skip, limit=MAX_PAGE_SIZE
@@ -200,11 +196,9 @@ class AgentRuns(Resource):
         With `follow=True`, keeps reading new entries as they appear until the run is
         terminal and every entry has been read.
         """
-        from .._logstream import stream_logs
-
         run_id = _validate.positive_int("run_id", run_id)
         _validate.strict_bool("follow", follow)
-        return stream_logs(self, run_id, follow=follow, poller=self._poller)
+        return self._engine.logs(self, run_id, follow=follow)
 
     async def wait(
         self,
@@ -225,7 +219,7 @@ class AgentRuns(Resource):
         _validate.timeout("timeout", timeout)
         _validate.strict_bool("raise_on_failure", raise_on_failure)
         _validate.callback("on_update", on_update)
-        return await self._poller().wait(
+        return await self._engine.poller.wait(
             run, timeout=timeout, raise_on_failure=raise_on_failure, on_update=on_update
         )
 
@@ -234,4 +228,4 @@ class AgentRuns(Resource):
     ) -> AsyncIterator[AgentRun]:
         """Yield each run once, as it reaches a terminal status (`timeout` covers them all)."""
         _validate.timeout("timeout", timeout)
-        return self._poller().as_completed(runs, timeout=timeout)
+        return self._engine.poller.as_completed(runs, timeout=timeout)

@@ -9,8 +9,8 @@ import attrs
 
 from .. import _errors, _validate
 from .. import _operations as ops
+from .._resource import Resource
 from ..models import FunctionResult
-from ._base import Resource
 
 __all__ = ["FunctionOutcome", "Functions"]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .. import _operations as ops
+from .._resource import Resource
 from ..models import OrganizationIntegrations
-from ._base import Resource
 
 __all__ = ["Integrations"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import _operations as ops
 from .. import _validate
-from ._base import Resource
+from .._resource import Resource
 
 __all__ = ["OAuth"]
 

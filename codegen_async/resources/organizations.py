@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 from .. import _operations as ops
 from .._pagination import MAX_PAGE_SIZE, check_page_args, paginate
+from .._resource import Resource
 from ..models import Organization, Page
-from ._base import Resource
 
 __all__ = ["Organizations"]
 

@@ -6,8 +6,8 @@ from typing import get_args
 
 from .. import _operations as ops
 from .. import _validate
+from .._resource import Resource
 from ..models import EditPRResult, PRState
-from ._base import Resource
 
 __all__ = ["PullRequests"]
 

@@ -8,8 +8,8 @@ from typing import Any
 from .. import _operations as ops
 from .. import _validate
 from .._pagination import MAX_PAGE_SIZE, check_page_args, paginate
+from .._resource import Resource
 from ..models import CheckSuiteSettings, Page, Repository
-from ._base import Resource
 
 __all__ = ["Repositories"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from .. import _operations as ops
 from .. import _validate
+from .._resource import Resource
 from ..models import SetupCommandsResult
-from ._base import Resource
 
 __all__ = ["SetupCommands"]
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from .. import _operations as ops
 from .. import _validate
 from .._pagination import MAX_PAGE_SIZE, check_page_args, paginate
+from .._resource import Resource
 from ..models import Page, User
-from ._base import Resource
 
 __all__ = ["Users"]
 
