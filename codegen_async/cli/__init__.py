@@ -82,16 +82,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else USAGE
     out = Output(json_mode=args.json, emulated=args.emulator)
     created = Created()
+    warnings = _library_warnings(out)
     try:
         return _dispatch(parser, args, out, created)
     except BaseException as exc:
         return _report(exc, out, created, args)
+    finally:
+        _quiet(warnings)
 
 
 def _dispatch(
     parser: argparse.ArgumentParser, args: argparse.Namespace, out: Output, created: Created
 ) -> int:
-    _library_warnings(out)
     if args.emulator_reset:
         reset_state(out)
     if args.command is None:
@@ -119,24 +121,37 @@ class _Warnings(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.module in _SAID_BY_THE_CLI:
             return
-        message = record.getMessage()
-        if self.out.json_mode:
-            data = {"warning": True, "message": message}
-            self.out.stderr.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
-            self.out.stderr.flush()
-        else:
-            self.out.note(f"warning: {message}")
+        try:
+            message = record.getMessage()
+            if self.out.json_mode:
+                data = {"warning": True, "message": message}
+                self.out.stderr.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+                self.out.stderr.flush()
+            else:
+                self.out.note(f"warning: {message}")
+        except Exception:  # a warning must never break the call that logged it
+            self.handleError(record)
 
 
-def _library_warnings(out: Output) -> None:
+def _library_warnings(out: Output) -> logging.Handler:
     """Unless CODEGEN_LOG configured logging, the library's warnings reach the user
-    through `_Warnings` (and never through logging's last-resort handler)."""
+    through `_Warnings` (never through logging's last-resort handler) while the command
+    runs; returns the handler, for `main` to remove."""
     configure_from_env()
     logger = logging.getLogger("codegen_async")
-    for earlier in [h for h in logger.handlers if isinstance(h, _Warnings)]:
-        logger.removeHandler(earlier)  # main() called again in one process
+    handler = _Warnings(out)
+    if all(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(handler)
+    return handler
+
+
+def _quiet(handler: logging.Handler) -> None:
+    """The command is over: its handler goes; what the library logs later (while the
+    interpreter exits) is not printed by logging's last-resort handler either."""
+    logger = logging.getLogger("codegen_async")
+    logger.removeHandler(handler)
     if not logger.handlers:
-        logger.addHandler(_Warnings(out))
+        logger.addHandler(logging.NullHandler())
 
 
 def _leaf(exc: BaseException) -> BaseException:
