@@ -25,6 +25,8 @@ from codegen_async.cli._output import Output
 from codegen_async.cli._session import Created
 from codegen_async.testing import Emulator
 
+from ._terminal import in_terminal, read_until
+
 # Runs take 40-120 ms of real time.
 FAST = ["--emulator", "--emulator-time-scale", "0.002"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -423,18 +425,6 @@ def test_python_m_and_lazy_import() -> None:
     assert result.stdout.split() == ["False", "False"]
 
 
-def _read_until(stream: Any, marker: str, deadline: float) -> str:
-    seen = ""
-    while marker not in seen:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{marker!r} not seen in time; got {seen!r}")
-        line = stream.readline()
-        if not line:
-            raise AssertionError(f"stream ended before {marker!r}; got {seen!r}")
-        seen += line
-    return seen
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_during_a_batch_prints_the_created_runs() -> None:
     # A slow emulator (real time: runs take 20-60 s) so the batch is mid-flight.
@@ -453,7 +443,7 @@ def test_ctrl_c_during_a_batch_prints_the_created_runs() -> None:
         proc.stdin.write("first\nsecond\n")
         proc.stdin.close()
         deadline = time.monotonic() + 20
-        seen = _read_until(proc.stderr, "[2/2] run", deadline)
+        seen = read_until(proc.stderr, "[2/2] run", deadline)
         assert "[1/2] run" in seen
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=15)
@@ -471,8 +461,6 @@ def test_ctrl_c_during_a_batch_prints_the_created_runs() -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminals")
 def test_progress_is_a_live_table_in_a_terminal(tmp_path: Path) -> None:
     pytest.importorskip("rich")
-    from tests.test_cli_terminal import in_terminal
-
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("Bump the version\nFix the docs\n")
     code, screen = in_terminal(tmp_path, *FAST, "batch", "--file", str(prompts), columns=120)
@@ -495,7 +483,7 @@ def test_emulator_command_serves_until_ctrl_c() -> None:
     )
     try:
         assert proc.stdout is not None
-        announced = _read_until(proc.stdout, "CODEGEN_ORG_ID", time.monotonic() + 20)
+        announced = read_until(proc.stdout, "CODEGEN_ORG_ID", time.monotonic() + 20)
         env = dict(line.removeprefix("export ").split("=", 1) for line in announced.splitlines())
         assert env["CODEGEN_BASE_URL"].startswith("http://127.0.0.1:")
         response = httpx.get(

@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shlex
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -39,6 +37,8 @@ from codegen_async.cli._emulated import state_path
 from codegen_async.testing import Emulator
 from codegen_async.testing._persist import dump, load
 
+from ._terminal import env_for, in_terminal, read_until
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminals")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,59 +57,6 @@ def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("CODEGEN_EMULATOR_TIME_SCALE", "0.002")
     return tmp_path
-
-
-def env_for(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEGEN_")}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        PYTHONUNBUFFERED="1",
-        HOME=str(home),
-        XDG_CACHE_HOME=str(home / "cache"),
-        CODEGEN_EMULATOR_TIME_SCALE="0.002",
-        **extra,
-    )
-    return env
-
-
-def in_terminal(home: Path, *argv: str, columns: int = 160, timeout: float = 30) -> tuple[int, str]:
-    """Run the CLI with stdout and stderr on a real pseudo-terminal of `columns`
-    columns; returns its exit code and everything it drew."""
-    import fcntl
-    import termios
-
-    controller, terminal = os.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "codegen_async", *argv],
-        env=env_for(home, TERM="xterm-256color", COLUMNS=str(columns), LINES="40"),
-        stdin=subprocess.DEVNULL,
-        stdout=terminal,
-        stderr=terminal,
-        close_fds=True,
-    )
-    os.close(terminal)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([controller], [], [], 0.2)
-            if ready:
-                try:
-                    data = os.read(controller, 65536)
-                except OSError:  # the terminal closed: the process ended
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
-        code = proc.wait(timeout=10)
-    finally:
-        proc.kill()
-        proc.wait()
-        os.close(controller)
-    return code, b"".join(chunks).decode("utf-8", "replace")
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -385,18 +332,6 @@ def test_follow_json_streams_ndjson_as_logs_arrive(
 # -- Ctrl-C ----------------------------------------------------------------------------------
 
 
-def _read_until(stream: Any, marker: str, deadline: float) -> str:
-    seen = ""
-    while marker not in seen:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{marker!r} not seen in time; got {seen!r}")
-        line = stream.readline()
-        if not line:
-            raise AssertionError(f"stream ended before {marker!r}; got {seen!r}")
-        seen += line
-    return seen
-
-
 def test_ctrl_c_during_the_synthesis_names_every_run(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -419,7 +354,7 @@ def test_ctrl_c_during_the_synthesis_names_every_run(
     )
     try:
         assert proc.stderr is not None
-        seen = _read_until(proc.stderr, "started, waiting for it", time.monotonic() + 30)
+        seen = read_until(proc.stderr, "started, waiting for it", time.monotonic() + 30)
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=15)
         rest = proc.stderr.read()
