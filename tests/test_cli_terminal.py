@@ -41,7 +41,6 @@ from ._terminal import env_for, in_terminal, read_until
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminals")
 
-ROOT = Path(__file__).resolve().parent.parent
 # Markup-looking text, an ANSI escape, wide characters and an emoji name.
 TRICKY = "Fix the [/] parser [bold]bug[/bold] \x1b[31mred\x1b[0m 日本語 :smile:"
 SHOWN = "Fix the [/] parser [bold]bug[/bold] \\x1b[31mred\\x1b[0m 日本語 :smile:"
