@@ -154,14 +154,10 @@ class ResumeCounts:
 
 def spec_data(spec: RunSpec) -> dict[str, Any]:
     """Every field of a spec as JSON-able data (what a journal fingerprints)."""
-    return {
-        "prompt": spec.prompt,
-        "repo_id": spec.repo_id,
-        "model": spec.model,
-        "agent_type": spec.agent_type,
-        "metadata": None if spec.metadata is None else dict(spec.metadata),
-        "images": None if spec.images is None else list(spec.images),
-    }
+    data = attrs.asdict(spec, recurse=False)  # every field, in declaration order
+    data["metadata"] = None if spec.metadata is None else dict(spec.metadata)
+    data["images"] = None if spec.images is None else list(spec.images)
+    return data
 
 
 def _settles(error: Exception | None) -> bool:
