@@ -351,20 +351,20 @@ class AsyncCodegen:
         """Create a run and wait until it is terminal (`timeout` covers only the wait).
 
         Every argument is checked before the run is created."""
+        spec = RunSpec(
+            prompt,
+            repo_id=repo_id,
+            model=model,
+            agent_type=agent_type,
+            metadata=metadata,
+            images=images,
+        )
         _validate.timeout("timeout", timeout)
         _validate.strict_bool("raise_on_failure", raise_on_failure)
         _validate.callback("on_update", on_update)
         traced = {"codegen.prompt.length": len(prompt) if isinstance(prompt, str) else 0}
         with _telemetry.span(self._shared.telemetry, "codegen.run", traced):
-            run = await self.agent_runs.create(
-                prompt,
-                repo_id=repo_id,
-                model=model,
-                agent_type=agent_type,
-                metadata=metadata,
-                images=images,
-                idempotency_key=idempotency_key,
-            )
+            run = await self.agent_runs.create_spec(spec, idempotency_key=idempotency_key)
             return await self.agent_runs.wait(
                 run, timeout=timeout, raise_on_failure=raise_on_failure, on_update=on_update
             )
@@ -454,6 +454,14 @@ class AsyncCodegen:
         candidates fail, the others are synthesized; one candidate is `final` as it is;
         none leaves `final` None. `timeout` covers candidates and synthesis together.
         """
+        spec = RunSpec(
+            prompt,
+            repo_id=repo_id,
+            model=model,
+            agent_type=agent_type,
+            metadata=metadata,
+            images=images,
+        )
         _check_fan_out(concurrency, timeout, False, on_progress, concurrency_name="concurrency")
         _validate.strict_bool("synthesize", synthesize)
         traced = {
@@ -463,17 +471,12 @@ class AsyncCodegen:
         with _telemetry.span(self._shared.telemetry, "codegen.multi_run", traced):
             return await multi_run(
                 self,
-                prompt,
+                spec,
                 concurrency=concurrency,
                 synthesize=synthesize,
                 synthesis_prompt=synthesis_prompt,
                 timeout=timeout,
                 on_progress=on_progress,
-                repo_id=repo_id,
-                model=model,
-                agent_type=agent_type,
-                metadata=metadata,
-                images=images,
             )
 
 

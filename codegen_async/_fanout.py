@@ -31,7 +31,7 @@ import os
 import uuid
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
@@ -42,7 +42,8 @@ from . import _errors, _telemetry, _validate
 from ._constants import GROUP_METADATA_KEY
 from ._create import CreatePolicy, UnconfirmedCreate, reconcile_journaled
 from ._journal import Entry, Journal, check_path, decode_outcome
-from .models import AgentRun, AgentType, RunStatus
+from ._runspec import RunSpec, create_body
+from .models import AgentRun, RunStatus
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -80,31 +81,11 @@ class RunCreator(Protocol):
     create_policy: CreatePolicy
     unconfirmed_creates: list[UnconfirmedCreate]
 
-    async def create(
-        self,
-        prompt: str,
-        *,
-        repo_id: int | None = ...,
-        model: str | None = ...,
-        agent_type: AgentType | None = ...,
-        metadata: Mapping[str, Any] | None = ...,
-        images: Iterable[str] | None = ...,
-        idempotency_key: str | None = ...,
+    async def create_spec(
+        self, spec: RunSpec, *, idempotency_key: str | None = ...
     ) -> AgentRun: ...
 
     async def find_by_idempotency_key(self, idempotency_key: str) -> AgentRun | None: ...
-
-
-@attrs.frozen
-class RunSpec:
-    """One run to start: a prompt and, optionally, where and how to run it."""
-
-    prompt: str
-    repo_id: int | None = None
-    model: str | None = None
-    agent_type: AgentType | None = None
-    metadata: Mapping[str, Any] | None = None
-    images: Sequence[str] | None = None  # data URIs, as for `agent_runs.create`
 
 
 RunInput: TypeAlias = str | RunSpec
@@ -173,14 +154,10 @@ class ResumeCounts:
 
 def spec_data(spec: RunSpec) -> dict[str, Any]:
     """Every field of a spec as JSON-able data (what a journal fingerprints)."""
-    return {
-        "prompt": spec.prompt,
-        "repo_id": spec.repo_id,
-        "model": spec.model,
-        "agent_type": spec.agent_type,
-        "metadata": None if spec.metadata is None else dict(spec.metadata),
-        "images": None if spec.images is None else list(spec.images),
-    }
+    data = attrs.asdict(spec, recurse=False)  # every field, in declaration order
+    data["metadata"] = None if spec.metadata is None else dict(spec.metadata)
+    data["images"] = None if spec.images is None else list(spec.images)
+    return data
 
 
 def _settles(error: Exception | None) -> bool:
@@ -207,15 +184,7 @@ def _check_spec(item: object) -> RunSpec:
     spec = RunSpec(item) if isinstance(item, str) else item
     if not isinstance(spec, RunSpec):
         raise TypeError(f"expected a prompt (str) or a RunSpec, got {type(item).__name__}")
-    _validate.text("prompt", spec.prompt)
-    if spec.repo_id is not None:
-        _validate.positive_int("repo_id", spec.repo_id)
-    if spec.model is not None:
-        _validate.text("model", spec.model)
-    _validate.agent_type(spec.agent_type)
-    _validate.json_object("metadata", spec.metadata)
-    if spec.images is not None:
-        _validate.data_uris(spec.images)
+    create_body(spec)
     return spec
 
 
@@ -618,14 +587,9 @@ class RunMany:
             if run is None:
                 if journal is not None and entry is None:
                     await journal.flush(mark)  # durably, before the POST goes out
-                run = await self._runs.create(
-                    spec.prompt,
-                    repo_id=spec.repo_id,
-                    model=spec.model,
-                    agent_type=spec.agent_type,
-                    metadata={**(spec.metadata or {}), **self._metadata},
-                    images=spec.images,
-                    idempotency_key=key,
+                metadata = {**(spec.metadata or {}), **self._metadata}
+                run = await self._runs.create_spec(
+                    attrs.evolve(spec, metadata=metadata), idempotency_key=key
                 )
         except _errors.JournalError:
             raise

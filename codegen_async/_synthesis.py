@@ -25,16 +25,17 @@ from __future__ import annotations
 import logging
 import string
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import anyio
 import attrs
 
 from . import _errors, _validate
 from ._constants import GROUP_METADATA_KEY, ROLE_METADATA_KEY
-from ._fanout import ProgressEvent, RunMany, RunOutcome, RunSpec
-from .models import AgentRun, AgentType
+from ._fanout import ProgressEvent, RunMany, RunOutcome
+from ._runspec import RunSpec, create_body
+from .models import AgentRun
 from .resources.agent_runs import AgentRuns
 
 __all__ = ["DEFAULT_SYNTHESIS_PROMPT", "MultiRunResult", "Runner", "check_template", "multi_run"]
@@ -114,30 +115,29 @@ def synthesis_text(template: str, prompt: str, candidates: list[str]) -> str:
 
 async def multi_run(
     client: Runner,
-    prompt: str,
+    spec: RunSpec,
     *,
     concurrency: int,
     synthesize: bool,
     synthesis_prompt: str | None,
     timeout: float | None,
     on_progress: Callable[[ProgressEvent], object] | None,
-    repo_id: int | None,
-    model: str | None,
-    agent_type: AgentType | None,
-    metadata: Mapping[str, Any] | None,
-    images: Sequence[str] | None,
 ) -> MultiRunResult:
-    """See `AsyncCodegen.multi_run`."""
+    """See `AsyncCodegen.multi_run`: `spec` is the task each candidate runs."""
     template = (
         DEFAULT_SYNTHESIS_PROMPT if synthesis_prompt is None else check_template(synthesis_prompt)
     )
     _validate.positive_int("concurrency", concurrency)
     _validate.strict_bool("synthesize", synthesize)
-    candidate = {**(metadata or {}), ROLE_METADATA_KEY: "candidate"}
-    spec = RunSpec(prompt, repo_id, model, agent_type, candidate, images)
+    create_body(spec)  # checked here, so its errors name the argument, not `items[0]`
+    metadata = spec.metadata or {}
+    candidate = attrs.evolve(spec, metadata={**metadata, ROLE_METADATA_KEY: "candidate"})
     started = anyio.current_time()
     fan_out = client.run_many(
-        [spec] * concurrency, max_concurrency=concurrency, timeout=timeout, on_progress=on_progress
+        [candidate] * concurrency,
+        max_concurrency=concurrency,
+        timeout=timeout,
+        on_progress=on_progress,
     )
     outcomes = await fan_out.gather()
     if not fan_out.created:
@@ -160,23 +160,15 @@ async def multi_run(
     if remaining is not None and remaining <= 0:
         error = _errors.WaitTimeoutError(f"no time left for the synthesis within {timeout}s")
         return attrs.evolve(result, final=None, synthesis_error=error)
-    meta = {
-        **(metadata or {}),
-        GROUP_METADATA_KEY: fan_out.group_id,
-        ROLE_METADATA_KEY: "synthesis",
-    }
+    synthesis = attrs.evolve(
+        spec,
+        prompt=synthesis_text(template, spec.prompt, candidates),
+        metadata={**metadata, GROUP_METADATA_KEY: fan_out.group_id, ROLE_METADATA_KEY: "synthesis"},
+    )
     key = uuid.uuid4().hex
     created: AgentRun | None = None
     try:
-        created = await client.agent_runs.create(
-            synthesis_text(template, prompt, candidates),
-            repo_id=repo_id,
-            model=model,
-            agent_type=agent_type,
-            metadata=meta,
-            images=images,
-            idempotency_key=key,
-        )
+        created = await client.agent_runs.create_spec(synthesis, idempotency_key=key)
         run = await client.agent_runs.wait(created, timeout=remaining)
     except _errors.WaitTimeoutError as exc:
         return attrs.evolve(result, final=None, synthesis_run=exc.run, synthesis_error=exc)

@@ -499,6 +499,10 @@ class AgentRuns:
             idempotency_key=idempotency_key,
         )
 
+    def create_spec(self, spec: RunSpec, *, idempotency_key: str | None = None) -> AgentRun:
+        """Start the run `spec` describes; the same as `create` with the spec's fields."""
+        return self._portal.call(self._async.create_spec, spec, idempotency_key=idempotency_key)
+
     def find_by_idempotency_key(
         self, idempotency_key: str, *, max_pages: int = 3
     ) -> AgentRun | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
@@ -395,6 +396,38 @@ async def test_images_reach_every_run_of_a_fan_out_and_a_multi_run() -> None:
             client.run_many([cg.RunSpec("bad", images=["not a data uri"])])
     assert emu.counters.runs_created == 4
     assert [run.images for run in emu._store.runs.values()] == [[PNG]] * 4
+
+
+@pytest.mark.anyio
+async def test_one_run_spec_carries_the_create_arguments_everywhere(emu: Emulator) -> None:
+    """`create`, `create_spec`, `run` and `multi_run` send the same fields for the same
+    arguments; images given as a one-shot iterator reach every run made from them."""
+    repo_id = int(emu.repos[0]["id"])  # type: ignore[call-overload]
+    fields: dict[str, Any] = {"repo_id": repo_id, "model": "claude-x", "agent_type": "codegen"}
+    fields["metadata"] = {"team": "ci"}
+    spec = cg.RunSpec("Same task", images=iter([PNG]), **fields)
+    assert spec.images == (PNG,)
+    async with cg.AsyncCodegen(**emu.client_options()) as client:
+        by_create = await client.agent_runs.create("Same task", images=iter([PNG]), **fields)
+        by_spec = await client.agent_runs.create_spec(spec, idempotency_key="spec-key")
+        by_run = await client.run("Same task", images=[PNG], **fields)
+        multi = await client.multi_run("Same task", concurrency=2, images=iter([PNG]), **fields)
+        with pytest.raises(TypeError, match="spec must be a RunSpec, got str"):
+            await client.agent_runs.create_spec("Same task")  # type: ignore[arg-type]
+    assert spec.metadata == {"team": "ci"}  # the caller's spec is not changed
+    assert multi.synthesis_run is not None
+    ids = [by_create.id, by_spec.id, by_run.id, *(r.id for r in multi.agent_runs)]
+    stored = [emu._store.runs[run_id] for run_id in [*ids, multi.synthesis_run.id]]
+    assert len(stored) == 6
+    for run in stored:
+        assert (run.repo_id, run.model, run.agent_type) == (repo_id, "claude-x", "codegen")
+        assert run.images == [PNG]
+        assert (run.metadata or {}).get("team") == "ci"
+    assert (stored[1].metadata or {}).get("codegen_sdk_idempotency_key") == "spec-key"
+    roles = [(run.metadata or {}).get(ROLE_METADATA_KEY) for run in stored]
+    assert roles == [None, None, None, "candidate", "candidate", "synthesis"]
+    assert {emu.prompts[run_id] for run_id in ids} == {"Same task"}
+    assert "Same task" in emu.prompts[multi.synthesis_run.id] != "Same task"
 
 
 @pytest.mark.anyio

@@ -147,6 +147,7 @@ BAD_RUN_ARGUMENTS: list[tuple[dict[str, object], type[Exception], str]] = [
     ({"raise_on_failure": 0}, TypeError, "raise_on_failure"),
     ({"metadata": {"a": {1: "x"}}}, TypeError, "metadata"),
     ({"repo_id": True}, TypeError, "repo_id"),
+    ({"images": "data:image/png;base64,AAAA"}, TypeError, "images must be a list"),
 ]
 
 
@@ -199,6 +200,8 @@ async def test_run_many_and_gather_many_check_every_argument_first(
         ({"synthesize": "no"}, TypeError, "synthesize"),
         ({"concurrency": "3"}, TypeError, "concurrency"),
         ({"metadata": {2: "x"}}, TypeError, "metadata"),
+        ({"metadata": "x"}, TypeError, "metadata must be a mapping"),
+        ({"images": ["http://x/a.png"]}, ValueError, r"^images\[0\]"),
     ],
 )
 async def test_multi_run_checks_every_argument_first(
@@ -241,6 +244,9 @@ async def test_multi_run_checks_every_argument_first(
             TypeError,
             "metadata",
         ),
+        (lambda c: c.agent_runs.create_spec("x"), TypeError, "spec must be a RunSpec"),
+        (lambda c: c.agent_runs.create_spec(cg.RunSpec("x", repo_id=0)), ValueError, "repo_id"),
+        (lambda c: c.agent_runs.create_spec(cg.RunSpec(" ")), ValueError, "prompt"),
     ],
 )
 async def test_resource_arguments_are_refused_before_sending(

@@ -13,6 +13,7 @@ from .._engine import RunEngine
 from .._http import Pipeline
 from .._pagination import MAX_PAGE_SIZE, check_page_args, paginate
 from .._resource import Organization, Resource
+from .._runspec import RunSpec, create_body
 from ..models import AgentRun, AgentRunLog, AgentRunWithLogs, AgentType, Page, SourceType
 
 __all__ = ["AgentRuns", "run_id_of"]
@@ -67,19 +68,21 @@ class AgentRuns(Resource):
         failure that leaves the outcome unknown, the run is looked up by that token before
         anything is posted again. `AmbiguousCreateError` if that stays undecided.
         """
-        body: dict[str, Any] = {"prompt": _validate.text("prompt", prompt)}
-        if repo_id is not None:
-            body["repo_id"] = _validate.positive_int("repo_id", repo_id)
-        if model is not None:
-            body["model"] = _validate.text("model", model)
-        if agent_type is not None:
-            body["agent_type"] = _validate.agent_type(agent_type)
-        if images is not None:
-            body["images"] = _validate.data_uris(images)
-        meta = _validate.json_object("metadata", metadata) or {}
+        spec = RunSpec(
+            prompt,
+            repo_id=repo_id,
+            model=model,
+            agent_type=agent_type,
+            metadata=metadata,
+            images=images,
+        )
+        return await self.create_spec(spec, idempotency_key=idempotency_key)
+
+    async def create_spec(self, spec: RunSpec, *, idempotency_key: str | None = None) -> AgentRun:
+        """Start the run `spec` describes; the same as `create` with the spec's fields."""
+        body = create_body(spec)
         key = new_idempotency_key() if idempotency_key is None else idempotency_key
-        meta[IDEMPOTENCY_METADATA_KEY] = _validate.text("idempotency_key", key)
-        body["metadata"] = meta
+        body["metadata"][IDEMPOTENCY_METADATA_KEY] = _validate.text("idempotency_key", key)
         org_id = await self._org_id()
 
         def post(on_send: Callable[[], None]) -> Awaitable[AgentRun]:
