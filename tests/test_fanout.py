@@ -148,30 +148,6 @@ async def test_custom_synthesis_prompt_is_used(emu: Emulator) -> None:
     assert emu.prompts[result.synthesis_run.id].endswith("(literal {braces})")
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"synthesis_prompt": "no fields"}, ValueError, "must contain"),
-        ({"synthesis_prompt": "{prompt} only"}, ValueError, r"\{candidates\}"),
-        ({"synthesis_prompt": "{prompt} {candidates} {extra}"}, ValueError, "extra"),
-        ({"synthesis_prompt": "{prompt} {candidates"}, ValueError, "not a valid template"),
-        ({"synthesis_prompt": 7}, TypeError, "synthesis_prompt"),
-        ({"concurrency": 0}, ValueError, "concurrency"),
-        ({"synthesize": "yes"}, TypeError, "synthesize"),
-        ({"repo_id": -1}, ValueError, "repo_id"),
-        ({"timeout": 0}, ValueError, "timeout"),
-    ],
-)
-async def test_multi_run_arguments_are_checked_before_anything_starts(
-    emu: Emulator, kwargs: dict[str, object], error: type[Exception], match: str
-) -> None:
-    async with cg.AsyncCodegen(**emu.client_options()) as client:
-        with pytest.raises(error, match=match):
-            await client.multi_run("Explain", **kwargs)  # type: ignore[arg-type]
-    assert emu.counters.requests == 0
-
-
 # -- run_many ---------------------------------------------------------------------------
 
 

@@ -202,6 +202,15 @@ async def test_run_many_and_gather_many_check_every_argument_first(
         ({"metadata": {2: "x"}}, TypeError, "metadata"),
         ({"metadata": "x"}, TypeError, "metadata must be a mapping"),
         ({"images": ["http://x/a.png"]}, ValueError, r"^images\[0\]"),
+        ({"synthesis_prompt": "no fields"}, ValueError, "must contain"),
+        ({"synthesis_prompt": "{prompt} only"}, ValueError, r"\{candidates\}"),
+        ({"synthesis_prompt": "{prompt} {candidates} {extra}"}, ValueError, "extra"),
+        ({"synthesis_prompt": "{prompt} {candidates"}, ValueError, "not a valid template"),
+        ({"synthesis_prompt": 7}, TypeError, "synthesis_prompt"),
+        ({"concurrency": 0}, ValueError, "concurrency"),
+        ({"synthesize": "yes"}, TypeError, "synthesize"),
+        ({"repo_id": -1}, ValueError, "repo_id"),
+        ({"timeout": 0}, ValueError, "timeout"),
     ],
 )
 async def test_multi_run_checks_every_argument_first(
