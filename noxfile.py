@@ -24,7 +24,7 @@ TEST_DEPS = [
     "fastapi>=0.110",  # the README's FastAPI recipe runs in the tests
     "pytest-xdist>=3.5",  # most tests wait on emulated time: two workers halve the wall
     "opentelemetry-sdk>=1.20",  # tracing tests (in-memory exporters; pulls opentelemetry-api)
-    "redis>=5",  # shared rate limits against a real redis-server (tests/test_stores.py)
+    "redis>=5",  # shared rate limits against a real redis-server (tests/http/test_stores.py)
 ]
 
 
@@ -33,14 +33,14 @@ def tests(session: nox.Session) -> None:
     """The test suite, every async test under asyncio and trio."""
     session.install("-e", ".", *TEST_DEPS)
     args = session.posargs or ["-n", "2"]
-    session.run("pytest", "--ignore=tests/test_contract.py", *args)
+    session.run("pytest", "--ignore=tests/api/test_contract.py", *args)
 
 
 @nox.session(python="3.11")
 def contract(session: nox.Session) -> None:
     """The Emulator against the OpenAPI spec, driven by schemathesis."""
     session.install("-e", ".", *TEST_DEPS, "schemathesis>=4")
-    session.run("pytest", "tests/test_contract.py", *session.posargs)
+    session.run("pytest", "tests/api/test_contract.py", *session.posargs)
 
 
 @nox.session(python="3.11")
@@ -52,7 +52,7 @@ def soak(session: nox.Session) -> None:
     size, *pytest_args = session.posargs or ["300"]
     session.install("-e", ".", *TEST_DEPS)
     env = {"CODEGEN_SOAK": "1", "CODEGEN_SOAK_RUNS": size}
-    session.run("pytest", "tests/test_soak.py", "-s", *pytest_args, env=env)
+    session.run("pytest", "tests/runs/test_soak.py", "-s", *pytest_args, env=env)
 
 
 @nox.session(python="3.11")

@@ -8,7 +8,7 @@ Each script runs in a fresh interpreter (bounded by a timeout) and prints its fi
 JSON (see _common.py). A script that fails or times out is reported, not hidden. The
 part of RESULTS.md after ANALYSIS_MARKER is written by hand (why a goal is missed, the
 profiles) and kept when the file is regenerated. Soak figures come from the last
-`CODEGEN_SOAK_RECORD=benchmarks/soak.json nox -s soak -- 5000` (see tests/test_soak.py).
+`CODEGEN_SOAK_RECORD=benchmarks/soak.json nox -s soak -- 5000` (see tests/runs/test_soak.py).
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def render(figures: dict[str, Any], problems: list[str], command: str, took: flo
     ]
     if problems:
         head += ["Not measured or failed:", "", *[f"- {p}" for p in problems], ""]
-    head += ["## Details", "", *details(figures), "", "## Soak (tests/test_soak.py)", ""]
+    head += ["## Details", "", *details(figures), "", "## Soak (tests/runs/test_soak.py)", ""]
     head += [*soak_section(), ""]
     return "\n".join(head)
 

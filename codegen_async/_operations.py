@@ -7,7 +7,7 @@ and the model its answer decodes into (`None`: free-form JSON, returned as decod
 
 Resources send a row through the pipeline (`_resource.Resource._call`), the
 Emulator builds its router from the rows and adds only handlers, the CLI's `curl` and the
-tests read them; tests/test_operations.py checks the table against the vendored spec.
+tests read them; tests/api/test_operations.py checks the table against the vendored spec.
 Nothing else spells a path or a rate class.
 """
 

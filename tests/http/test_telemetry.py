@@ -43,7 +43,7 @@ from codegen_async.models import AgentRun
 from codegen_async.testing import Emulator
 from codegen_sync import Codegen
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "tests" / "spec" / "codegen-openapi.json"
 PROMPT = "Fix the login bug SECRET-PROMPT-7f3a"
 KEY = "sk-TELEMETRY-KEY-5c9e"

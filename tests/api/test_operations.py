@@ -21,7 +21,7 @@ from codegen_async._http import RetryPolicy
 from codegen_async._limits import RateClass
 from codegen_async._operations import BY_ID, CREATE_AGENT_RUN, OPERATIONS
 
-from .spec_tools import rate_limit, response_schema, sample, spec_by_row
+from ..spec_tools import rate_limit, response_schema, sample, spec_by_row
 
 ORG = 7
 Call = Callable[[AsyncCodegen], Awaitable[Any]]
@@ -381,7 +381,7 @@ async def test_invalid_arguments_fail_before_sending(call: Call, message: str) -
 
 
 def test_spec_copy_is_current() -> None:
-    from .spec_tools import SHARED_SPEC, VENDORED_SPEC
+    from ..spec_tools import SHARED_SPEC, VENDORED_SPEC
 
     if not SHARED_SPEC.exists():
         pytest.skip(f"no shared spec at {SHARED_SPEC} to compare with")

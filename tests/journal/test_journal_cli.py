@@ -16,7 +16,7 @@ import pytest
 from codegen_async.cli import API_ERROR, INTERRUPTED, OK, main
 from codegen_async.testing import Emulator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

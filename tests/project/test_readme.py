@@ -20,7 +20,7 @@ import pytest
 from codegen_async.testing import Emulator
 from codegen_async.testing._serve import serve_app_in_thread
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 

@@ -24,7 +24,7 @@ from codegen_sync import Codegen, ProgressKind, RunSpec, WaitTimeoutError
 from codegen_sync._portal import get_portal
 from codegen_sync.testing import Emulator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from codegen_async._convert import _parse_iso_slow, parse_timestamp, structure, 
 from codegen_async._errors import ResponseValidationError
 from codegen_async.models import TERMINAL_STATUSES, AgentRun, Page, RunStatus, SourceType
 
-from .spec_tools import load_spec, resolve, sample, sample_field
+from ..spec_tools import load_spec, resolve, sample, sample_field
 
 # Every model a response returns, with the schema it reads.
 SCHEMAS: dict[str, Any] = {

@@ -19,7 +19,7 @@ from codegen_async._limits import PollPolicy, RateLimits
 from codegen_async._operations import BY_ID
 from codegen_async.testing import ROUTES, Emulator, result_for
 
-from .spec_tools import load_spec, spec_by_row
+from ..spec_tools import load_spec, spec_by_row
 
 ORG_PATH = "/v1/organizations/{org}"
 

@@ -28,7 +28,7 @@ from codegen_async.testing import Emulator
 
 pytestmark = [pytest.mark.network, pytest.mark.skipif(os.name != "posix", reason="kill -9")]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FAST = 0.001  # one emulated minute passes in 60 ms
 N = 6
 

@@ -25,11 +25,11 @@ from codegen_async.cli._output import Output
 from codegen_async.cli._session import Created
 from codegen_async.testing import Emulator
 
-from ._terminal import in_terminal, read_until
+from .._terminal import in_terminal, read_until
 
 # Runs take 40-120 ms of real time.
 FAST = ["--emulator", "--emulator-time-scale", "0.002"]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENV_NAMES = (
     "CODEGEN_API_KEY",
     "CODEGEN_TOKEN",

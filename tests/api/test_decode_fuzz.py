@@ -22,7 +22,7 @@ from codegen_async import models
 from codegen_async._convert import _locate, structure
 from codegen_async._errors import ResponseValidationError
 
-from .spec_tools import load_spec, resolve
+from ..spec_tools import load_spec, resolve
 
 MODELS: dict[str, Any] = {
     "GithubPullRequestResponse": models.GithubPullRequest,
@@ -97,7 +97,7 @@ def strategy(schema: dict[str, Any], name: str = "") -> st.SearchStrategy[Any]:
     if kind == "string" and name == "created_at":
         return timestamps()
     if kind == "integer" and name in ("id", "agent_run_id"):
-        return st.integers(min_value=1)  # the SDK refuses an id <= 0 (tests/test_models.py)
+        return st.integers(min_value=1)  # the SDK refuses an id <= 0 (tests/api/test_models.py)
     if kind == "string" and name == "status":
         return st.sampled_from([s.value for s in models.RunStatus]) | st.text(max_size=10)
     leaves: dict[str, st.SearchStrategy[Any]] = {

@@ -25,7 +25,7 @@ import pytest
 
 from codegen_async.testing._serve import serve_app_in_thread
 
-from .spec_tools import spec_path
+from ..spec_tools import spec_path
 
 pytestmark = pytest.mark.network
 

@@ -35,9 +35,9 @@ from codegen_async._stores import bucket_key
 from codegen_async.testing import Emulator
 from codegen_async.testing._emulator import DEFAULT_API_KEY
 
-from ._redis import REDIS_SERVER, RedisServer
+from .._redis import REDIS_SERVER, RedisServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCALE = 0.01
 PROCESSES = 4
 CREATES = 10

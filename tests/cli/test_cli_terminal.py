@@ -37,7 +37,7 @@ from codegen_async.cli._emulated import state_path
 from codegen_async.testing import Emulator
 from codegen_async.testing._persist import dump, load
 
-from ._terminal import env_for, in_terminal, read_until
+from .._terminal import env_for, in_terminal, read_until
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminals")
 

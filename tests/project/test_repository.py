@@ -12,7 +12,7 @@ import pytest
 import codegen_async
 from codegen_async._version import __version__
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 if sys.version_info >= (3, 11):
     import tomllib
