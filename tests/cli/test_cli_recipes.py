@@ -186,3 +186,21 @@ def test_the_blocking_client_writes_the_variables() -> None:
     ) as client:
         curl = client.as_curl(lambda c: c.agent_runs.get(5))
     assert '"${CODEGEN_BASE_URL}/v1/organizations/${CODEGEN_ORG_ID}/agent/run/5"' in curl
+
+
+def test_the_cli_notes_page_runs_as_written(served: Served, tmp_path: Path) -> None:
+    """docs/guide/cli-notes.md: its Python block and its `| sh` curl, after the exports
+    `codegen-async emulator` printed (`codegen-async` as `python -m codegen_async`)."""
+    page = (ROOT / "docs" / "guide" / "cli-notes.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"^```python\n(.*?)^```", page, re.S | re.M)
+    script = tmp_path / "recipe.py"
+    script.write_text(block, encoding="utf-8")
+    python = shlex.quote(sys.executable)
+    printed = follow(served.exports, f"{python} {shlex.quote(str(script))}", tmp_path)
+    assert printed.startswith("COMPLETE Result for: Add type hints to utils.py")
+    (line,) = [line for line in page.splitlines() if line.endswith("| sh")]
+    command = line.replace("codegen-async", f"{python} -m codegen_async", 1)
+    listed = json.loads(follow(served.exports, command, tmp_path))
+    assert [item["summary"] for item in listed["items"]] == [
+        "Completed: Add type hints to utils.py"
+    ]
