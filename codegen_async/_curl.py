@@ -9,12 +9,15 @@ import httpx
 
 from ._validate import redact_url
 
-__all__ = ["ORG_ID_PLACEHOLDER", "Capture", "CaptureStop", "to_curl"]
+__all__ = ["BASE_URL_PLACEHOLDER", "ORG_ID_PLACEHOLDER", "Capture", "CaptureStop", "to_curl"]
 
 # An organization id no one has: a client given it (when the real one is unknown and
 # must not be looked up) gets curls that say `${CODEGEN_ORG_ID}` in its place.
 ORG_ID_PLACEHOLDER = 2**53 - 1
-_VARIABLES = {str(ORG_ID_PLACEHOLDER): "CODEGEN_ORG_ID"}
+# A base URL no one serves (`.invalid` never resolves): a client given it gets curls
+# that say `${CODEGEN_BASE_URL}` in its place (e.g. for an emulator served elsewhere).
+BASE_URL_PLACEHOLDER = "https://codegen-base-url.invalid"
+_VARIABLES = {str(ORG_ID_PLACEHOLDER): "CODEGEN_ORG_ID", BASE_URL_PLACEHOLDER: "CODEGEN_BASE_URL"}
 
 _REDACTED = "Bearer $CODEGEN_API_KEY"
 _SKIPPED = frozenset({"host", "content-length", "accept-encoding", "connection"})
@@ -37,8 +40,9 @@ class CaptureStop(Exception):
 
 def to_curl(request: httpx.Request, *, show_key: bool = False) -> str:
     """A shell-quoted curl command equivalent to `request` (`ORG_ID_PLACEHOLDER` written
-    as `${CODEGEN_ORG_ID}`, in double quotes so that the shell expands it; a password in
-    the URL is masked like the key, unless `show_key`)."""
+    as `${CODEGEN_ORG_ID}` and `BASE_URL_PLACEHOLDER` as `${CODEGEN_BASE_URL}`, in double
+    quotes so that the shell expands them; a password in the URL is masked like the
+    key, unless `show_key`)."""
     names: Mapping[str, str] = _VARIABLES
 
     def quote(text: str) -> str:

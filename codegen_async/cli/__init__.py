@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -38,7 +37,7 @@ from ._args import UsageError, build_parser, check_args
 from ._commands import execute, serve_emulator
 from ._emulated import reset_state
 from ._exit import API_ERROR, INTERNAL, INTERRUPTED, OK, RUN_FAILED, USAGE, CliError
-from ._output import Output
+from ._output import Output, json_text, safe
 from ._session import Created
 
 __all__ = ["API_ERROR", "INTERNAL", "INTERRUPTED", "OK", "RUN_FAILED", "USAGE", "main"]
@@ -75,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         out = Output(json_mode="--json" in argv)
         if not out.json_mode:
-            out.stderr.write(exc.usage)
+            out.stderr.write(safe(exc.usage))
         out.error(exc.message, type="UsageError", status=None, request_id=None)
         return USAGE
     except SystemExit as exc:  # --help, --version
@@ -125,7 +124,7 @@ class _Warnings(logging.Handler):
             message = record.getMessage()
             if self.out.json_mode:
                 data = {"warning": True, "message": message}
-                self.out.stderr.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+                self.out.stderr.write(json_text(data) + "\n")
                 self.out.stderr.flush()
             else:
                 self.out.note(f"warning: {message}")
@@ -215,7 +214,8 @@ def _report(
         )
         return API_ERROR
     if _debugging(args):
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=out.stderr)
+        lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        out.stderr.write(safe("".join(lines)))
     out.error(
         f"unexpected {type(leaf).__name__}: {leaf}",
         hint="this is a bug in codegen-async: run again with --debug to see the traceback, "

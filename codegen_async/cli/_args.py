@@ -15,6 +15,7 @@ from typing import Any, NoReturn, get_args
 
 from .._version import __version__
 from ..models import AgentType, SourceType
+from ._emulated import state_path
 
 __all__ = ["DEFAULT_TIME_SCALE", "UsageError", "build_parser", "check_args"]
 
@@ -31,7 +32,7 @@ Start Codegen agent runs, follow them and collect their results.
 The API key comes from --api-key, else CODEGEN_API_KEY, else ~/.config/codegen-sh/auth.json
 (create one at https://codegen.com/token). No account? Add --emulator to any command: it
 runs against a local emulator of the API whose runs are kept between commands (in
-~/.cache/codegen-async/emulator.json; --emulator-reset empties it)."""
+{state}; --emulator-reset empties it)."""
 
 _EPILOG = """\
 examples:
@@ -505,13 +506,14 @@ def _add_curl(sub: Any) -> None:
         "--org-id",
         type=_positive_int,
         default=argparse.SUPPRESS,
-        help="organization (else CODEGEN_ORG_ID; unknown: left as $CODEGEN_ORG_ID)",
+        help="organization (else CODEGEN_ORG_ID; unknown: left as ${CODEGEN_ORG_ID})",
     )
     group.add_argument(
         "--emulator",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="the request as made to the in-process emulator",
+        help="the request for an emulator served by `codegen-async emulator` (run the "
+        "export lines it prints first): ${CODEGEN_BASE_URL}, ${CODEGEN_ORG_ID}",
     )
     parser = sub.add_parser(
         "curl",
@@ -519,7 +521,7 @@ def _add_curl(sub: Any) -> None:
         description=(
             "Print the curl command that makes the first request of COMMAND, without sending\n"
             "anything and without needing a key: the key is shown as $CODEGEN_API_KEY (unless\n"
-            "--show-key and a key is configured), an unknown organization as $CODEGEN_ORG_ID."
+            "--show-key and a key is configured), an unknown organization as ${CODEGEN_ORG_ID}."
         ),
         epilog=_examples(
             "codegen-async curl runs get 1234",
@@ -557,7 +559,7 @@ def _as_curl(parsers: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="codegen-async",
-        description=_DESCRIPTION,
+        description=_DESCRIPTION.format(state=state_path()),  # where it is for this user
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

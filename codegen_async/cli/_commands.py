@@ -6,6 +6,7 @@ import argparse
 import functools
 import importlib.util
 import itertools
+import shlex
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -15,12 +16,12 @@ import anyio
 from .._client import AsyncCodegen
 from .._constants import GROUP_METADATA_KEY, ROLE_METADATA_KEY
 from .._convert import structure
-from .._curl import ORG_ID_PLACEHOLDER
+from .._curl import BASE_URL_PLACEHOLDER, ORG_ID_PLACEHOLDER
 from .._errors import CodegenError, ConfigurationError, WaitTimeoutError
 from .._fanout import ProgressEvent, ProgressKind, RunOutcome, RunSpec
 from .._http import APIResponse
 from .._pagination import MAX_PAGE_SIZE
-from .._settings import resolve_settings
+from .._settings import ENV_API_KEY, ENV_BASE_URL, ENV_ORG_ID, resolve_settings
 from .._synthesis import MultiRunResult
 from ..models import AgentRun, AgentRunLog
 from . import _exit
@@ -574,13 +575,23 @@ FIRST_CALLS: dict[str, Call] = {
 
 _KEY_PLACEHOLDER = "no-key-configured"
 
+# `--emulator curl`: the in-process emulator of --emulator commands lives only while
+# one command runs, so no curl can reach it; a served one can.
+_SERVED_EMULATOR_NOTE = (
+    "--emulator commands use an emulator inside the command, which no curl can reach: "
+    "to run this curl, start `codegen-async emulator` in another terminal, run here the "
+    "export lines it prints, then the curl"
+)
+
 
 def _curl_client(args: argparse.Namespace, out: Output) -> AsyncCodegen:
     """A client that is never used to send: the configured key, URL and organization
-    where known, placeholders where not (nothing is looked up)."""
+    where known, placeholders where not (nothing is looked up). With --emulator: the
+    variables `codegen-async emulator` prints (its key shown with --show-key)."""
     if args.emulator:
-        emu = make_emulator(args)
-        return AsyncCodegen(api_key=emu.api_key, base_url=emu.base_url, org_id=emu.org_id)
+        out.note(_SERVED_EMULATOR_NOTE)
+        key = make_emulator(args).api_key  # the key a served emulator accepts too
+        return AsyncCodegen(api_key=key, base_url=BASE_URL_PLACEHOLDER, org_id=ORG_ID_PLACEHOLDER)
     options = {"org_id": args.org_id, "base_url": args.base_url}
     try:
         settings = resolve_settings(api_key=args.api_key, **options)
@@ -641,13 +652,23 @@ async def execute(args: argparse.Namespace, out: Output, created: Created) -> in
 
 
 def _announce(out: Output, api_key: str, org_id: int, url: str) -> None:
+    """The settings that point a client at the served emulator: sh `export` lines to
+    paste into another shell (values quoted for it), or one JSON document."""
     if out.json_mode:
         out.document({"base_url": url, "api_key": api_key, "org_id": org_id})
     else:
-        out.line(f"export CODEGEN_BASE_URL={url}")
-        out.line(f"export CODEGEN_API_KEY={api_key}")
-        out.line(f"export CODEGEN_ORG_ID={org_id}")
+        for name, value in (
+            (ENV_BASE_URL, url),
+            (ENV_API_KEY, api_key),
+            (ENV_ORG_ID, str(org_id)),
+        ):
+            out.line(f"export {name}={shlex.quote(value)}")
     out.note(f"Codegen emulator listening on {url} (Ctrl-C to stop)")
+    if not out.json_mode:
+        out.note(
+            "in another shell, run the export lines above: then AsyncCodegen(), the "
+            "recipes and `codegen-async` commands (without --emulator) use this emulator"
+        )
 
 
 def serve_emulator(args: argparse.Namespace, out: Output) -> int:

@@ -3,10 +3,12 @@ progress and errors on stderr.
 
 Everything that comes from a user or from the server is shown as text, never read as
 markup: rich gets `Text` objects (square brackets, `:emoji:` names stay as typed), and
-control characters (ANSI escapes included) are shown escaped (`\\x1b`), so a prompt or
-a result cannot restyle or move the terminal. Tables are drawn with rich when stdout
-is a terminal and rich is installed, else as aligned plain text (columns measured in
-terminal cells, so wide characters line up).
+control characters (C0 and C1, ANSI escapes included) and bidi controls are shown
+escaped (`\\x1b`, `\\x9b`, `\\u202e`), so a prompt or a result cannot restyle, move
+or reorder the terminal. JSON output escapes the same characters (`\\u009b`,
+`\\u202e`): it holds none of them raw, and parses back to the same strings. Tables
+are drawn with rich when stdout is a terminal and rich is installed, else as aligned
+plain text (columns measured in terminal cells, so wide characters line up).
 """
 
 from __future__ import annotations
@@ -21,12 +23,17 @@ from typing import Any, TextIO
 
 from .._convert import unstructure
 
-__all__ = ["Column", "Output", "cell_width", "rich_available", "safe", "to_json"]
+__all__ = ["Column", "Output", "cell_width", "json_text", "rich_available", "safe", "to_json"]
 
 Column = tuple[str, Callable[[Any], object]]
 
-# C0 and C1 control characters but newline and tab; DEL too.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# The characters that reorder text on a terminal (Unicode's Bidi_Control): the Arabic
+# letter mark, LRM/RLM, the embeddings and overrides (LRE..RLO), the isolates (LRI..PDI).
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# Shown escaped on a terminal: C0 controls but newline and tab, DEL, C1 controls, bidi.
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
+# Escaped in JSON beyond what `json.dumps` escapes itself (C0): DEL, C1, bidi.
+_JSON_UNSAFE = re.compile(f"[\x7f-\x9f{_BIDI}]")
 
 
 def rich_available() -> bool:
@@ -38,10 +45,25 @@ def to_json(value: object) -> Any:
     return unstructure(value)
 
 
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
 def safe(text: str) -> str:
-    """`text` with control characters shown as escapes (`\\x1b`): a terminal prints it
-    as it is, and it cannot move the cursor or change colours."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """`text` with control and bidi characters shown as escapes (`\\x1b`, `\\x9b`,
+    `\\u202e`): a terminal prints it as it is, and it cannot move the cursor, change
+    colours or reorder what follows."""
+    return _CONTROL.sub(_escape, text)
+
+
+def json_text(data: object, *, indent: int | None = None) -> str:
+    """`data` as JSON (non-ASCII text kept readable) holding no raw control or bidi
+    character: those are `\\u` escapes, so the JSON parses back to the same strings."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False, default=str)
+    # Outside strings JSON is ASCII: every match is inside a string, where \\uXXXX is
+    # the same character.
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def cell_width(text: str) -> int:
@@ -122,7 +144,7 @@ class Output:
         object on stderr with `type`, `message`, `status`, `request_id`, `hint`."""
         if self.json_mode:
             data = {"error": True, "message": message, **details, "hint": hint}
-            self.stderr.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+            self.stderr.write(json_text(data) + "\n")
             self.stderr.flush()
             return
         self.note(f"error: {message}")
@@ -131,12 +153,12 @@ class Output:
 
     def document(self, data: object) -> None:
         """The one JSON document of a --json command."""
-        self.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+        self.stdout.write(json_text(data, indent=2) + "\n")
         self.stdout.flush()
 
     def json_line(self, data: object) -> None:
         """One line of an NDJSON stream (--json with --follow), flushed at once."""
-        self.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        self.stdout.write(json_text(data) + "\n")
         self.stdout.flush()
 
     def records(self, items: Iterable[object], columns: Sequence[Column]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 import attrs
@@ -12,10 +13,11 @@ import attrs
 from .._client import AsyncCodegen
 from .._create import UnconfirmedCreate
 from .._limits import RateLimits
+from .._settings import ENV_RATE_LIMIT_STORE
 from ._emulated import emulator_session
 from ._output import Output
 
-__all__ = ["Created", "Session", "open_client"]
+__all__ = ["Created", "Session", "open_client", "rate_limit_store"]
 
 
 class Created:
@@ -60,11 +62,26 @@ class Session:
     client: AsyncCodegen
 
 
+def rate_limit_store(args: argparse.Namespace) -> str | None:
+    """The store URL of --rate-limit-store, else of CODEGEN_RATE_LIMIT_STORE (checked by
+    the same rule: a bad one is a `ConfigurationError` naming the variable), else None."""
+    flag: str | None = getattr(args, "rate_limit_store", None)
+    if flag is not None:
+        return flag
+    text = os.environ.get(ENV_RATE_LIMIT_STORE, "")
+    if not text:
+        return None
+    from .._stores import check_store_url  # lazily: the stores import redis and sqlite3
+
+    return check_store_url(text, ENV_RATE_LIMIT_STORE)
+
+
 @contextlib.asynccontextmanager
 async def open_client(args: argparse.Namespace, out: Output) -> AsyncIterator[AsyncCodegen]:
     """The client the options ask for; with --emulator, one bound to the Emulator that
-    keeps the runs of earlier --emulator commands (`_emulated`)."""
-    store = getattr(args, "rate_limit_store", None)  # --rate-limit-store, else the env's
+    keeps the runs of earlier --emulator commands (`_emulated`). Both share rate limits
+    through the store `rate_limit_store` names."""
+    store = rate_limit_store(args)
     shared = None if store is None else RateLimits.documented().shared(store)
     if not args.emulator:
         client = AsyncCodegen(

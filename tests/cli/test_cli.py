@@ -244,7 +244,8 @@ def test_curl_redacts_the_key_unless_asked(capsys: pytest.CaptureFixture[str]) -
     code, out, _ = cli(capsys, "--emulator", "curl", "runs", "get", "5")
     assert code == OK
     assert out.startswith("curl ")
-    assert "/v1/organizations/1/agent/run/5" in out
+    # For a served emulator: its URL and organization as the variables it prints.
+    assert '"${CODEGEN_BASE_URL}/v1/organizations/${CODEGEN_ORG_ID}/agent/run/5"' in out
     assert "$CODEGEN_API_KEY" in out
     code, out, _ = cli(capsys, "--emulator", "curl", "--show-key", "run", "Hi", "--repo-id", "3")
     assert code == OK
