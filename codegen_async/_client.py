@@ -12,12 +12,12 @@ import anyio
 import httpx
 
 from . import _errors, _telemetry, _validate
-from ._create import CreatePolicy
+from ._config import CreatePolicy, PollPolicy, RateLimits, RateLimitStatus
 from ._curl import Capture, to_curl
 from ._engine import RunEngine
 from ._fanout import ProgressEvent, RunMany, RunOutcome, RunSpec, specs_of
 from ._http import APIResponse, Pipeline
-from ._limits import PollPolicy, RateClass, RateLimits, RateLimitStatus
+from ._limits import RateClass
 from ._logging import configure_from_env
 from ._ratelimit import RateLimiter
 from ._settings import Settings, resolve_settings

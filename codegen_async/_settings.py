@@ -24,26 +24,23 @@ import attrs
 import httpx
 
 from . import _validate
+from ._config import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+)
 from ._constants import DEFAULT_BASE_URL
 from ._errors import ConfigurationError
 from ._validate import redact_url
 from ._validate import shown as _show
 
 __all__ = [
-    "DEFAULT_MAX_RESPONSE_BYTES",
-    "DEFAULT_MAX_RETRIES",
-    "DEFAULT_TIMEOUT",
     "InsecureConfigFileWarning",
     "Settings",
     "default_config_paths",
     "is_loopback_host",
     "resolve_settings",
 ]
-
-DEFAULT_TIMEOUT: Final = 30.0
-DEFAULT_MAX_RETRIES: Final = 3
-# The most bytes a response body may decode to (8 MiB); larger bodies are refused unread.
-DEFAULT_MAX_RESPONSE_BYTES: Final = 8 * 1024 * 1024
 
 ENV_API_KEY: Final = "CODEGEN_API_KEY"
 ENV_TOKEN: Final = "CODEGEN_TOKEN"
@@ -152,7 +149,7 @@ def resolve_settings(
         sources,
         "max_response_bytes",
         found or (DEFAULT_MAX_RESPONSE_BYTES, _SOURCE_DEFAULT),
-        _parse_byte_count,
+        _byte_count("max_response_bytes"),
     )
     found = _pick(tracing, environ, (ENV_TRACING,), files, ())
     traced = _record(sources, "tracing", found or (True, _SOURCE_DEFAULT), _parse_switch)
@@ -380,13 +377,18 @@ def _parse_retries(value: object, source: str) -> int:
     return number
 
 
-def _parse_byte_count(value: object, source: str) -> int:
-    number = None if _is_text_argument(value, source) else _parse_digits(value)
-    if number is None or number <= 0:
-        raise ConfigurationError(
-            f"max_response_bytes from {source} must be a positive integer, got {_show(value)}"
-        )
-    return number
+def _byte_count(name: str) -> Callable[[object, str], int]:
+    """The parser of a size setting `name`: a positive integer (of bytes)."""
+
+    def parse(value: object, source: str) -> int:
+        number = None if _is_text_argument(value, source) else _parse_digits(value)
+        if number is None or number <= 0:
+            raise ConfigurationError(
+                f"{name} from {source} must be a positive integer, got {_show(value)}"
+            )
+        return number
+
+    return parse
 
 
 def _parse_timeout(value: object, source: str) -> httpx.Timeout:
