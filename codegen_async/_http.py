@@ -405,11 +405,12 @@ class Pipeline:
         return with_request_id(structure(data, op.response), response.request_id)
 
     def _build(self, request: Request) -> httpx.Request:
-        """The httpx request every attempt sends (built once: the body encoded once)."""
+        """The httpx request every attempt sends (built once: the body encoded once), its
+        body within `max_request_bytes`: a larger one is refused here, unsent."""
         headers = self._headers
         if request.headers:
             headers = {**(headers or {}), **request.headers}
-        return self._client.build_request(
+        built = self._client.build_request(
             request.method,
             self._base + request.path,
             params=request.params,
@@ -417,6 +418,13 @@ class Pipeline:
             headers=headers,
             timeout=self._timeout,
         )
+        size, cap = len(built.content), self.settings.max_request_bytes
+        if size > cap:
+            raise ValueError(
+                f"{request.method} {self._shown_base}{request.path}: the request body is "
+                f"{size} bytes, over max_request_bytes ({cap}); nothing was sent"
+            )
+        return built
 
     async def _attempts(
         self, op: Operation[Any], request: Request, built: httpx.Request, trace: CallTrace | None
