@@ -10,8 +10,9 @@ async with AsyncCodegen() as client:
 from __future__ import annotations
 
 from ._client import AsyncCodegen
+from ._config import CreatePolicy, PollPolicy, RateLimits, RateLimitStatus
 from ._constants import IDEMPOTENCY_METADATA_KEY
-from ._create import CreatePolicy, UnconfirmedCreate
+from ._create import UnconfirmedCreate
 from ._errors import (
     AgentRunFailedError,
     AgentRunLimitReachedError,
@@ -37,7 +38,7 @@ from ._errors import (
 )
 from ._fanout import ProgressEvent, ProgressKind, ResumeCounts, RunMany, RunOutcome, RunSpec
 from ._http import APIResponse
-from ._limits import Limit, PollPolicy, RateClass, RateLimits, RateLimitStatus
+from ._limits import Limit, RateClass
 from ._synthesis import DEFAULT_SYNTHESIS_PROMPT, MultiRunResult
 from ._version import __version__
 from .models import (

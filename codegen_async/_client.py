@@ -9,15 +9,17 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import attrs
 import httpx
 
 from . import _errors, _telemetry, _validate
-from ._create import CreatePolicy
+from . import _operations as ops
+from ._config import CreatePolicy, PollPolicy, RateLimits, RateLimitStatus
 from ._curl import Capture, to_curl
 from ._engine import RunEngine
 from ._fanout import ProgressEvent, RunMany, RunOutcome, RunSpec, specs_of
-from ._http import APIResponse, Pipeline
-from ._limits import PollPolicy, RateClass, RateLimits, RateLimitStatus
+from ._http import APIResponse, Pipeline, Request
+from ._limits import RateClass
 from ._logging import configure_from_env
 from ._ratelimit import RateLimiter
 from ._settings import Settings, resolve_settings
@@ -112,6 +114,9 @@ class AsyncCodegen:
 
     `max_response_bytes` (else env `CODEGEN_MAX_RESPONSE_BYTES`, default 8 MiB) caps what
     a response body may decode to: a larger success raises `ResponseValidationError`.
+    `max_request_bytes` (else env `CODEGEN_MAX_REQUEST_BYTES`, default 1 MiB, below
+    `max_response_bytes`) caps what a request body may encode to: a larger one raises
+    `ValueError` before anything is sent.
     """
 
     agent_runs: AgentRuns
@@ -143,6 +148,7 @@ class AsyncCodegen:
         create_policy: CreatePolicy | None = None,
         *,
         max_response_bytes: int | None = None,
+        max_request_bytes: int | None = None,
         tracing: bool | None = None,
     ) -> None:
         """`tracing=False` (or env CODEGEN_TRACING=0) keeps the client silent to
@@ -167,6 +173,7 @@ class AsyncCodegen:
             timeout=timeout,
             max_retries=max_retries,
             max_response_bytes=max_response_bytes,
+            max_request_bytes=max_request_bytes,
             tracing=tracing,
         )
         configure_from_env()
@@ -262,17 +269,59 @@ class AsyncCodegen:
             max_retries=self._settings.max_retries if max_retries is None else max_retries,
             user_agent=self._settings.user_agent,
             max_response_bytes=self._settings.max_response_bytes,
+            max_request_bytes=self._settings.max_request_bytes,
             tracing=self._settings.tracing,
         )
         _validate.callback("on_response", on_response)
-        if headers is not None and not isinstance(headers, Mapping):
-            raise TypeError(f"headers must be a mapping, got {type(headers).__name__}")
-        for name, value in (headers or {}).items():
-            _validate.header(name, value)
-            if name.lower() == "authorization":
-                raise ValueError("headers: set the key with api_key, not an Authorization header")
+        _check_headers(headers)
         http = self._http.derive(settings, extra_headers=headers, on_response=on_response)
         return AsyncCodegen._derived(self._shared, settings, http)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: object = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Call any path under the base URL and return its decoded JSON: the escape hatch
+        for what the SDK has no method for (`await client.request("GET", "/v1/users/me")`).
+
+        The call has the client's key, rate limits (the operation's class when `method`
+        and `path` match one the SDK knows, else the standard one), timeout, telemetry
+        and errors; it is retried only for a safe method (GET, HEAD, OPTIONS). `path` is
+        relative to the base URL: an absolute or scheme-relative URL, a backslash, a
+        control character, a query (use `params`), or a `.`/`..`/empty segment (also
+        percent-encoded) raises `ValueError` before anything is sent; so do the headers
+        the client owns (Host, Authorization, Content-Length, Transfer-Encoding,
+        Connection) and a body over `max_request_bytes`.
+        """
+        method = _validate.http_method(method)
+        path = _validate.api_path(path)
+        self._check_under_base(path)
+        _check_headers(headers)
+        if params is not None and not isinstance(params, Mapping):
+            raise TypeError(f"params must be a mapping, got {type(params).__name__}")
+        row = ops.find(method, path)
+        if row is None:
+            row = ops.unlisted(method)
+        else:  # the row's rate class and template; free-form JSON; a safe method's retries
+            row = attrs.evolve(row, response=None, repeatable=method in ops.SAFE_METHODS)
+        request = Request(
+            method, path, params=params, json=json, headers=dict(headers) if headers else None
+        )
+        return await self._http.send(row, request)
+
+    def _check_under_base(self, path: str) -> None:
+        """The URL `path` makes is on the base URL's scheme, host and port, under its path
+        (a last check behind `_validate.api_path`)."""
+        base = httpx.URL(self._settings.base_url)
+        url = httpx.URL(self._settings.base_url + path)
+        same = (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
+        if not same or not url.raw_path.startswith(base.raw_path.rstrip(b"/") + b"/"):
+            raise ValueError(f"path {_validate.shown(path)} leaves the base URL")
 
     async def health_check(self) -> HealthCheck:
         """Who the key belongs to, which organization, and how long a round trip takes."""
@@ -478,6 +527,16 @@ class AsyncCodegen:
                 timeout=timeout,
                 on_progress=on_progress,
             )
+
+
+def _check_headers(headers: object) -> None:
+    """Headers a caller adds: a mapping of valid headers, none that the client owns."""
+    if headers is None:
+        return
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping, got {type(headers).__name__}")
+    for name, value in headers.items():
+        _validate.caller_header(name, value)
 
 
 def _check_fan_out(

@@ -21,18 +21,16 @@ import math
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import Any
 
 import anyio
 import attrs
 
 from . import _errors
-from ._limits import check_factor
+from ._config import CreatePolicy
 from .models import AgentRun
 
 __all__ = [
     "AMBIGUOUS",
-    "CreatePolicy",
     "UnconfirmedCreate",
     "create_exactly_once",
     "new_idempotency_key",
@@ -69,75 +67,6 @@ class UnconfirmedCreate:
 def new_idempotency_key() -> str:
     """A fresh client token for one create."""
     return uuid.uuid4().hex
-
-
-def _check_seconds(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
-
-
-def _check_count(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-    if not (ok or (value is None and attribute.name == "max_posts")):
-        raise ValueError(f"{attribute.name} must be an int >= 1, got {value!r}")
-
-
-def _optional_float(value: object) -> float | None:
-    return None if value is None else _to_float(value)
-
-
-def _to_float(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"expected a number of seconds, got {type(value).__name__}")
-    return float(value)
-
-
-@attrs.frozen
-class CreatePolicy:
-    """How a create whose outcome is unknown is settled (times in seconds).
-
-    After such a failure the run is looked up by its token: the first lookup `grace`
-    after the failure, each later one `growth` times further (at most an eighth of the
-    horizon apart). A POST may go out again only when lookups have found nothing for
-    `commit_horizon` since the last POST went out (a server may commit that late), and
-    after at least `checks` completed lookups; at most `max_posts` POSTs in all (None:
-    the client's `max_retries + 1`). Everything (waits for a rate-limit token, POSTs,
-    lookups) fits in one `deadline` per create (None: the commit horizon plus twice the
-    client's timeout); past it, `AmbiguousCreateError` if a POST went out, else
-    `APITimeoutError`. `.scaled(f)` multiplies every time, like `PollPolicy.scaled`.
-    """
-
-    grace: float = attrs.field(default=1.0, converter=_to_float, validator=_check_seconds)
-    checks: int = attrs.field(default=3, validator=_check_count)
-    growth: float = attrs.field(default=1.5, converter=_to_float)
-    max_posts: int | None = attrs.field(default=None, validator=_check_count)
-    commit_horizon: float = attrs.field(default=60.0, converter=_to_float, validator=_check_seconds)
-    deadline: float | None = attrs.field(
-        default=None, converter=_optional_float, validator=_check_seconds
-    )
-
-    @growth.validator
-    def _check_growth(self, attribute: attrs.Attribute[float], value: float) -> None:
-        if not (math.isfinite(value) and value >= 1):
-            raise ValueError(f"growth must be a finite number >= 1, got {value!r}")
-
-    def scaled(self, factor: float) -> CreatePolicy:
-        """This policy with every time multiplied by `factor` (for a fast emulator clock)."""
-        f = check_factor(factor)
-        return attrs.evolve(
-            self,
-            grace=self.grace * f,
-            commit_horizon=self.commit_horizon * f,
-            deadline=None if self.deadline is None else self.deadline * f,
-        )
-
-    def resolved(self, *, call_timeout: float, max_retries: int) -> CreatePolicy:
-        """This policy with its defaults filled in from a client's settings."""
-        deadline = self.deadline
-        if deadline is None:
-            deadline = self.commit_horizon + 2 * call_timeout
-        max_posts = max_retries + 1 if self.max_posts is None else self.max_posts
-        return attrs.evolve(self, deadline=deadline, max_posts=max_posts)
 
 
 @attrs.define

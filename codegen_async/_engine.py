@@ -19,9 +19,9 @@ from typing import Any
 
 from . import _operations as ops
 from ._batched import Batched
+from ._config import PollPolicy
 from ._fanout import ProgressEvent, RunCreator, RunInput, RunMany, RunSpec
 from ._http import Pipeline
-from ._limits import PollPolicy
 from ._logstream import LogPages, stream_logs
 from ._polling import Poller
 from ._resource import Organization, Resource

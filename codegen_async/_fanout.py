@@ -39,8 +39,9 @@ import anyio
 import attrs
 
 from . import _errors, _telemetry, _validate
+from ._config import CreatePolicy
 from ._constants import GROUP_METADATA_KEY
-from ._create import CreatePolicy, UnconfirmedCreate, reconcile_journaled
+from ._create import UnconfirmedCreate, reconcile_journaled
 from ._journal import Entry, Journal, check_path, decode_outcome
 from ._runspec import RunSpec, create_body
 from .models import AgentRun, RunStatus

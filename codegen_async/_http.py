@@ -1,10 +1,11 @@
-"""The one request pipeline: every call of every resource goes through `Pipeline.call`.
+"""The one request pipeline: every call goes through `Pipeline.send(row, Request(...))`.
 
 Per attempt: a rate-limit token, then a connection slot (an `anyio.CapacityLimiter` no
 larger than the pool, so requests queue here and never inside httpcore), the exchange under
 the call's deadline, then error mapping or decoding. Between attempts: a retry decision
-by `RetryPolicy` and a backoff sleep taken with `anyio.sleep` (backoff's own async
-decorator sleeps with asyncio and breaks under trio, so only its generators are used).
+(`_config.retry_decision`, a value) and a backoff sleep taken with `anyio.sleep`
+(backoff's own async decorator sleeps with asyncio and breaks under trio, so only its
+generators are used).
 
 The call's deadline (`timeout`, 30 s by default) covers the waits for a rate-limit
 token, the exchanges and the sleeps between them, so neither a body that drips slowly nor
@@ -27,14 +28,13 @@ routes it through a proxy that is not itself on loopback is refused with a
 from __future__ import annotations
 
 import email.utils
-import enum
 import json
 import logging
 import math
 import platform
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,9 +43,11 @@ import attrs
 import httpx
 
 from . import _errors
+from ._config import DEFAULT_MAX_CONNECTIONS, backoff_delays, retry_decision
 from ._convert import structure, with_request_id
 from ._curl import Capture, CaptureStop
 from ._limits import RateClass
+from ._operations import Operation
 from ._ratelimit import RateLimiter
 from ._settings import Settings, is_loopback_host
 from ._validate import redact_url
@@ -54,25 +56,11 @@ from ._version import __version__
 if TYPE_CHECKING:
     from ._telemetry import CallTrace, Telemetry
 
-__all__ = ["APIResponse", "Pipeline", "RetryPolicy", "backoff_delays", "parse_retry_after"]
+__all__ = ["APIResponse", "Pipeline", "Request", "parse_retry_after"]
 
 T = TypeVar("T")
 
 logger = logging.getLogger("codegen_async")
-
-MAX_RETRY_AFTER = 60.0
-DEFAULT_MAX_CONNECTIONS = 10
-
-# Reads and idempotent writes retry 408, 429 and every 5xx but these, which a retry
-# cannot change (Not Implemented, HTTP Version Not Supported).
-_NEVER_RETRIED_5XX = frozenset({501, 505})
-
-
-class RetryPolicy(enum.Enum):
-    """What may be retried after a failure."""
-
-    IDEMPOTENT = "idempotent"  # GET, PUT, PATCH and flag-setting POSTs: anything transient
-    UNSAFE = "unsafe"  # creating POSTs: only failures that prove nothing was processed
 
 
 @attrs.frozen
@@ -88,18 +76,6 @@ class APIResponse:
 
     def json(self) -> Any:
         return json.loads(self.content)
-
-
-def backoff_delays(cap: float = 8.0, base: float = 0.5) -> Iterator[float]:
-    """Delays `min(cap, base * 2**n) * U(0.5, 1)`, n = 0, 1, ..., from backoff's generators
-    (imported on the first retry: backoff pulls in asyncio, which trio users never need)."""
-    import backoff
-
-    expo = backoff.expo(base=2, factor=base, max_value=cap)
-    next(expo)  # backoff's wait generators are primed with one send(None)
-    for value in expo:
-        half = value / 2
-        yield half + backoff.full_jitter(half)
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
@@ -170,15 +146,6 @@ def _decode_error_body(content: bytes) -> object:
         return json.loads(content)
     except ValueError:
         return content.decode("utf-8", "replace")
-
-
-def _should_retry_header(headers: httpx.Headers) -> bool | None:
-    value = headers.get("x-should-retry")
-    if value == "true":
-        return True
-    if value == "false":
-        return False
-    return None
 
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -302,13 +269,18 @@ class _Budget:
     remaining: float
 
 
-class _Retry(Exception):
-    """Internal: this attempt failed in a retryable way; `error` is what to raise if not."""
+@attrs.frozen
+class Request:
+    """What one call sends: the method, a path under the base URL (its parameters filled
+    in), the query, the JSON body, headers of its own (added to the client's), and
+    `on_send`, called as each attempt goes out (holding its token and slot)."""
 
-    def __init__(self, error: _errors.CodegenError, delay: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.delay = delay
+    method: str
+    path: str
+    params: Mapping[str, Any] | None = None
+    json: object = None
+    headers: Mapping[str, str] | None = None
+    on_send: Callable[[], object] | None = attrs.field(default=None, eq=False)
 
 
 class Pipeline:
@@ -408,138 +380,97 @@ class Pipeline:
         if self._owns_client:
             await self._client.aclose()
 
-    async def call(
-        self,
-        method: str,
-        path: str,
-        cast: type[T],
-        *,
-        params: Mapping[str, Any] | None = None,
-        json_body: object = None,
-        rate_class: RateClass = RateClass.STANDARD,
-        retry: RetryPolicy | None = None,
-        on_send: Callable[[], object] | None = None,
-        template: str | None = None,
-    ) -> T:
-        """Send, retry as the policy allows, map errors, and decode the body into `cast`
-        (which carries the response's request id)."""
-        response = await self.request(
-            method,
-            path,
-            params=params,
-            json_body=json_body,
-            rate_class=rate_class,
-            retry=retry,
-            on_send=on_send,
-            template=template,
-        )
-        return with_request_id(structure(_decode_json(response), cast), response.request_id)
-
-    async def call_json(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json_body: object = None,
-        rate_class: RateClass = RateClass.STANDARD,
-        retry: RetryPolicy | None = None,
-        template: str | None = None,
-    ) -> Any:
-        """Like `call`, for operations whose answer is free-form JSON."""
-        response = await self.request(
-            method,
-            path,
-            params=params,
-            json_body=json_body,
-            rate_class=rate_class,
-            retry=retry,
-            template=template,
-        )
-        return _decode_json(response)
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json_body: object = None,
-        rate_class: RateClass = RateClass.STANDARD,
-        retry: RetryPolicy | None = None,
-        on_send: Callable[[], object] | None = None,
-        template: str | None = None,
-    ) -> APIResponse:
-        """One call: attempts under one deadline, retried as `retry` allows; 2xx or raise.
-
-        `on_send` is called as each attempt goes out (it holds its token and slot).
-        `template` is the operation's path template for traces (derived from `path` when
-        not given)."""
-        args = (method, path, params, json_body, rate_class, retry, on_send)
-        if self.telemetry is None or self.capture is not None or not self.telemetry.active():
-            return await self._send(*args, None)
-        create = rate_class is RateClass.CREATE
-        with self.telemetry.call(method, path, template, create) as trace:
-            return await self._send(*args, trace)
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, Any] | None,
-        json_body: object,
-        rate_class: RateClass,
-        retry: RetryPolicy | None,
-        on_send: Callable[[], object] | None,
-        trace: CallTrace | None,
-    ) -> APIResponse:
-        if retry is None:
-            retry = RetryPolicy.UNSAFE if method == "POST" else RetryPolicy.IDEMPOTENT
-        url = self._base + path
+    async def send(self, op: Operation[T], request: Request) -> T:
+        """The one entry point: send `request` as the row `op` says (its rate class, whether
+        it may be repeated, its template for traces), under one deadline, retried as
+        `_config.retry_decision` allows; a 2xx decoded into the row's model (carrying the
+        response's request id), or its free-form JSON when it has none; else raise."""
+        built = self._build(request)
         if self.capture is not None:
             if self.capture.request is None:
-                self.capture.request = self._client.build_request(
-                    method, url, params=params, json=json_body, headers=self._headers
-                )
-            raise CaptureStop(f"{method} {self._shown_base}{path}: captured, not sent")
+                self.capture.request = built
+            raise CaptureStop(
+                f"{request.method} {self._shown_base}{request.path}: captured, not sent"
+            )
+        if self.telemetry is None or not self.telemetry.active():
+            response = await self._attempts(op, request, built, None)
+        else:
+            create = op.rate_class is RateClass.CREATE
+            template = op.path or None
+            with self.telemetry.call(request.method, request.path, template, create) as trace:
+                response = await self._attempts(op, request, built, trace)
+        data = _decode_json(response)
+        if op.response is None:
+            return data  # type: ignore[no-any-return]
+        return with_request_id(structure(data, op.response), response.request_id)
+
+    def _build(self, request: Request) -> httpx.Request:
+        """The httpx request every attempt sends (built once: the body encoded once), its
+        body within `max_request_bytes`: a larger one is refused here, unsent."""
+        headers = self._headers
+        if request.headers:
+            headers = {**(headers or {}), **request.headers}
+        built = self._client.build_request(
+            request.method,
+            self._base + request.path,
+            params=request.params,
+            json=request.json,
+            headers=headers,
+            timeout=self._timeout,
+        )
+        size, cap = len(built.content), self.settings.max_request_bytes
+        if size > cap:
+            raise ValueError(
+                f"{request.method} {self._shown_base}{request.path}: the request body is "
+                f"{size} bytes, over max_request_bytes ({cap}); nothing was sent"
+            )
+        return built
+
+    async def _attempts(
+        self, op: Operation[Any], request: Request, built: httpx.Request, trace: CallTrace | None
+    ) -> APIResponse:
+        """Attempts until a 2xx, or until `retry_decision`, the retries left or the
+        deadline says to stop; then the last failure is raised."""
         budget = _Budget(self._deadline)
         delays = backoff_delays()
         attempt = 0
         while True:
-            try:
-                return await self._attempt(
-                    method, url, params, json_body, rate_class, retry, budget, attempt, on_send,
-                    trace,
-                )  # fmt: skip
-            except _Retry as decision:
-                delay = next(delays) if decision.delay is None else decision.delay
-                if attempt >= self.settings.max_retries or delay >= budget.remaining:
-                    raise decision.error from None
-                if trace is not None:
-                    trace.retrying(decision.error)
-                logger.debug("retry %s %s in %.2fs after: %s", method, path, delay, decision.error)
-                await self._sleep(delay)
-                budget.remaining -= delay
-                attempt += 1
+            outcome = await self._attempt(op, request, built, budget, attempt, trace)
+            if isinstance(outcome, APIResponse):
+                return outcome
+            decision = retry_decision(outcome, repeatable=op.repeatable)
+            if decision is None:
+                raise outcome
+            delay = next(delays) if decision.delay is None else decision.delay
+            if attempt >= self.settings.max_retries or delay >= budget.remaining:
+                raise outcome
+            if trace is not None:
+                trace.retrying(outcome)
+            logger.debug(
+                "retry %s %s in %.2fs after: %s", request.method, request.path, delay, outcome
+            )
+            await self._sleep(delay)
+            budget.remaining -= delay
+            attempt += 1
 
     async def _attempt(
         self,
-        method: str,
-        url: str,
-        params: Mapping[str, Any] | None,
-        json_body: object,
-        rate_class: RateClass,
-        retry: RetryPolicy,
+        op: Operation[Any],
+        request: Request,
+        built: httpx.Request,
         budget: _Budget,
         attempt: int,
-        on_send: Callable[[], object] | None,
-        trace: CallTrace | None = None,
-    ) -> APIResponse:
+        trace: CallTrace | None,
+    ) -> APIResponse | _errors.APIConnectionError | _errors.APIStatusError:
+        """One attempt: the answer, or the failure that ended it (for the retry decision).
+        Failures no retry can mend (no rate-limit token in time, a body that cannot be
+        read) are raised."""
+        method = request.method
         if trace is not None:
             trace.queued()
         # The rate-limit token first, then a connection slot: a request waiting for its
         # token (a create, for up to a minute) must not hold a slot that reads need.
-        bucket = self._limiter.bucket(rate_class)
+        bucket = self._limiter.bucket(op.rate_class)
         token: object = None
         if bucket is not None:  # the wait for a token is part of the call's deadline
             waited, limit = self._clock(), budget.remaining
@@ -547,31 +478,32 @@ class Pipeline:
                 token = await bucket.acquire(limit)
             except TimeoutError:
                 raise _errors.APITimeoutError(
-                    f"{method} {self._shown(url)} did not finish within {limit:.3g}s "
-                    "(no rate-limit token)",
+                    f"{method} {self._shown(str(built.url))} did not finish within "
+                    f"{limit:.3g}s (no rate-limit token)",
                     sent=False,
                 ) from None
             budget.remaining -= self._clock() - waited
         if trace is not None:
-            trace.token_acquired(rate_class.value)
+            trace.token_acquired(op.rate_class.value)
         sent: float | None = None
         try:
             async with self._slots:
                 sent = self._clock()
                 if trace is not None:
                     trace.sent()
-                if on_send is not None:
-                    on_send()
+                if request.on_send is not None:
+                    request.on_send()
                 try:
-                    response, content = await self._exchange(
-                        method, url, params, json_body, budget, retry
-                    )
+                    exchanged = await self._exchange(built, budget)
                 finally:
                     elapsed = self._clock() - sent
                     budget.remaining -= elapsed
         finally:
             if bucket is not None:
                 await bucket.release(token, sent=sent is not None)
+        if isinstance(exchanged, _errors.APIConnectionError):
+            return exchanged
+        response, content = exchanged
         request_id = response.headers.get("x-request-id")
         if trace is not None:
             trace.answered(response.status_code, request_id)
@@ -579,7 +511,7 @@ class Pipeline:
             logger.debug(
                 "%s %s -> %s in %.1f ms (request id %s, attempt %d)",
                 method,
-                self._shown(url),
+                self._shown(str(built.url)),
                 response.status_code,
                 elapsed * 1000,
                 request_id,
@@ -595,31 +527,18 @@ class Pipeline:
         error = self._status_error(response, content, request_id)
         if isinstance(error, _errors.RateLimitError) and bucket is not None:
             await bucket.slow_down(error.retry_after)  # held at most one window
-        self._decide_status_retry(error, response.headers, retry)
-        raise error
+        return error
 
     async def _exchange(
-        self,
-        method: str,
-        url: str,
-        params: Mapping[str, Any] | None,
-        json_body: object,
-        budget: _Budget,
-        retry: RetryPolicy,
-    ) -> tuple[httpx.Response, bytes]:
-        """Send and read the body (capped) within the budget; map transport failures."""
+        self, request: httpx.Request, budget: _Budget
+    ) -> tuple[httpx.Response, bytes] | _errors.APIConnectionError:
+        """Send and read the body (capped) within the budget: the answer, or the transport
+        failure mapped to the SDK's (its cause kept)."""
         limit = budget.remaining
-        shown = self._shown(url)
+        method = request.method
+        shown = self._shown(str(request.url))
         try:
             with anyio.fail_after(limit if math.isfinite(limit) else None):
-                request = self._client.build_request(
-                    method,
-                    url,
-                    params=params,
-                    json=json_body,
-                    headers=self._headers,
-                    timeout=self._timeout,
-                )
                 response = await self._client.send(request, stream=True, follow_redirects=False)
                 try:
                     content, too_large = await _read_capped(response, self._max_body)
@@ -630,23 +549,17 @@ class Pipeline:
                 f"{method} {shown}: the response body cannot be decoded ({exc})"
             ) from None
         except TimeoutError:
-            error: _errors.APIConnectionError = _errors.APITimeoutError(
-                f"{method} {shown} did not finish within {limit:.3g}s"
-            )
-            if retry is RetryPolicy.IDEMPOTENT:
-                raise _Retry(error) from None
-            raise error from None
+            return _errors.APITimeoutError(f"{method} {shown} did not finish within {limit:.3g}s")
         except httpx.TransportError as exc:  # a timeout of httpx's included
             sent = not isinstance(exc, _NOT_SENT)
             if isinstance(exc, httpx.TimeoutException):
                 text = f"{method} {shown} timed out: {type(exc).__name__}"
-                error = _errors.APITimeoutError(text, sent=sent)
+                error: _errors.APIConnectionError = _errors.APITimeoutError(text, sent=sent)
             else:
                 text = f"{method} {shown} failed: {type(exc).__name__}: {exc}"
                 error = _errors.APIConnectionError(text, sent=sent)
-            if retry is RetryPolicy.IDEMPOTENT or not sent:
-                raise _Retry(error) from exc
-            raise error from exc
+            error.__cause__ = exc
+            return error
         if too_large and 200 <= response.status_code < 300:
             raise _errors.ResponseValidationError(
                 f"{method} {shown}: the response body decodes to more than "
@@ -682,21 +595,3 @@ class Pipeline:
             headers=dict(response.headers),
             retry_after=retry_after,
         )
-
-    def _decide_status_retry(
-        self, error: _errors.APIStatusError, headers: httpx.Headers, retry: RetryPolicy
-    ) -> None:
-        """Raise `_Retry` when this status may be tried again; return to raise `error`."""
-        status = error.status_code
-        override = _should_retry_header(headers)
-        if override is False:
-            return
-        retry_after = error.retry_after if isinstance(error, _errors.RateLimitError) else None
-        if retry_after is not None and retry_after > MAX_RETRY_AFTER:
-            return
-        retryable = status == 429 or (
-            retry is RetryPolicy.IDEMPOTENT
-            and (status == 408 or (status >= 500 and status not in _NEVER_RETRIED_5XX))
-        )
-        if retryable or override is True:
-            raise _Retry(error, retry_after)

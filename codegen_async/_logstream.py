@@ -9,7 +9,7 @@ import anyio
 
 from . import _errors
 from ._batched import Batched
-from ._limits import PollPolicy
+from ._config import PollPolicy
 from ._pagination import MAX_PAGE_SIZE
 from .models import AgentRunLog, AgentRunWithLogs
 

@@ -2,8 +2,9 @@
 
 A row is an operation's id (the spec's `operationId` up to `_v1_`, also the Emulator's
 route name), its method, its path template (as the spec writes it), the rate class its
-"Rate limit:" line gives (`RateClass.STANDARD` when it has none), what may be retried,
-and the model its answer decodes into (`None`: free-form JSON, returned as decoded).
+"Rate limit:" line gives (`RateClass.STANDARD` when it has none), whether it is safe to
+repeat (the retry rule: `_config.retry_decision` reads it), and the model its answer
+decodes into (`None`: free-form JSON, returned as decoded).
 
 Resources send a row through the pipeline (`_resource.Resource._call`), the
 Emulator builds its router from the rows and adds only handlers, the CLI's `curl` and the
@@ -13,11 +14,11 @@ Nothing else spells a path or a rate class.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Generic, TypeVar
 
 import attrs
 
-from ._http import RetryPolicy
 from ._limits import RateClass
 from .models import (
     AgentRun,
@@ -37,12 +38,13 @@ from .models import (
     User,
 )
 
-__all__ = ["BY_ID", "OPERATIONS", "Operation"]
+__all__ = ["BY_ID", "OPERATIONS", "SAFE_METHODS", "Operation", "find", "unlisted"]
 
 T = TypeVar("T")
 
-_IDEMPOTENT = RetryPolicy.IDEMPOTENT
-_UNSAFE = RetryPolicy.UNSAFE
+# Methods that change nothing on the server: what `AsyncCodegen.request` retries.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_ONCE = False  # a row that must not be repeated blindly: it creates something
 
 
 @attrs.frozen
@@ -54,9 +56,10 @@ class Operation(Generic[T]):
     path: str  # the template, e.g. "/v1/organizations/{org_id}/users/{user_id}"
     response: type[T] | None  # None: free-form JSON
     rate_class: RateClass = RateClass.STANDARD
-    # GETs, PUTs, PATCHes and flag-setting POSTs retry anything transient; creating POSTs
-    # only what proves nothing was processed.
-    retry: RetryPolicy = _IDEMPOTENT
+    # True (GETs, PUTs, PATCHes, flag-setting POSTs): sending it twice does no harm, so
+    # anything transient is retried. False (creating POSTs): only failures that prove
+    # nothing was processed are.
+    repeatable: bool = True
 
     @property
     def in_org(self) -> bool:
@@ -75,10 +78,12 @@ _JSON: type[Any] | None = None
 GET_USERS = Operation("get_users", "GET", f"{_ORGS}/users", Page[User])
 GET_USER = Operation("get_user", "GET", f"{_ORGS}/users/{{user_id}}", User)
 GET_CURRENT_USER_INFO = Operation("get_current_user_info", "GET", "/v1/users/me", User)
-CREATE_AGENT_RUN = Operation("create_agent_run", "POST", _RUN, AgentRun, RateClass.CREATE, _UNSAFE)
+CREATE_AGENT_RUN = Operation("create_agent_run", "POST", _RUN, AgentRun, RateClass.CREATE, _ONCE)
 GET_AGENT_RUN = Operation("get_agent_run", "GET", f"{_RUN}/{{agent_run_id}}", AgentRun)
 LIST_AGENT_RUNS = Operation("list_agent_runs", "GET", f"{_ORGS}/agent/runs", Page[AgentRun])
-RESUME_AGENT_RUN = Operation("resume_agent_run", "POST", f"{_RUN}/resume", AgentRun, retry=_UNSAFE)
+RESUME_AGENT_RUN = Operation(
+    "resume_agent_run", "POST", f"{_RUN}/resume", AgentRun, repeatable=_ONCE
+)
 BAN_ALL_CHECKS_FOR_AGENT_RUN = Operation(
     "ban_all_checks_for_agent_run", "POST", f"{_RUN}/ban", _JSON
 )
@@ -117,7 +122,7 @@ GENERATE_SETUP_COMMANDS = Operation(
     f"{_ORGS}/setup-commands/generate",
     SetupCommandsResult,
     RateClass.SETUP_COMMANDS,
-    _UNSAFE,
+    _ONCE,
 )
 GET_ORGANIZATIONS = Operation("get_organizations", "GET", "/v1/organizations", Page[Organization])
 GET_MCP_PROVIDERS = Operation("get_mcp_providers", "GET", "/v1/mcp-providers", list[OAuthProvider])
@@ -131,7 +136,7 @@ ANALYZE_SANDBOX_LOGS = Operation(
     f"{_ORGS}/sandbox/{{sandbox_id}}/analyze-logs",
     LogAnalysis,
     RateClass.LOG_ANALYSIS,
-    _UNSAFE,
+    _ONCE,
 )
 GET_CLI_RULES = Operation(
     "get_cli_rules", "GET", f"{_ORGS}/cli/rules", CLIRules, RateClass.CLI_RULES
@@ -141,7 +146,7 @@ GENERATE_SLACK_CONNECT_TOKEN = Operation(
     "POST",
     "/v1/slack-connect/generate-token",
     SlackConnectToken,
-    retry=_UNSAFE,
+    repeatable=_ONCE,
 )
 GET_AGENT_RUN_LOGS = Operation(
     "get_agent_run_logs",
@@ -151,7 +156,7 @@ GET_AGENT_RUN_LOGS = Operation(
     RateClass.LOGS,
 )
 # Not in the spec: the seeds' older function endpoint (`client.functions`).
-LEGACY_RUN = Operation("legacy_run", "POST", "/v1/run", FunctionResult, retry=_UNSAFE)
+LEGACY_RUN = Operation("legacy_run", "POST", "/v1/run", FunctionResult, repeatable=_ONCE)
 
 OPERATIONS: tuple[Operation[Any], ...] = (
     GET_USERS,
@@ -182,3 +187,22 @@ OPERATIONS: tuple[Operation[Any], ...] = (
     LEGACY_RUN,
 )
 BY_ID: dict[str, Operation[Any]] = {op.id: op for op in OPERATIONS}
+
+_PARAMETER = re.compile(r"\\\{[a-z_]+\\\}")
+_PATTERNS: tuple[tuple[re.Pattern[str], Operation[Any]], ...] = tuple(
+    (re.compile(_PARAMETER.sub("[0-9]+", re.escape(op.path))), op) for op in OPERATIONS
+)
+
+
+def find(method: str, path: str) -> Operation[Any] | None:
+    """The row whose method and path template match `path` (ids as digits), if any."""
+    for pattern, op in _PATTERNS:
+        if op.method == method and pattern.fullmatch(path):
+            return op
+    return None
+
+
+def unlisted(method: str) -> Operation[Any]:
+    """A row for a call that matches no operation: the standard rate class, repeated only
+    for a safe method, answered with free-form JSON (no template: traces derive one)."""
+    return Operation("request", method, "", None, RateClass.STANDARD, method in SAFE_METHODS)

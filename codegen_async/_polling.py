@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 
 from . import _errors, _validate
-from ._limits import PollPolicy
+from ._config import PollPolicy
 from ._pagination import MAX_PAGE_SIZE
 from .models import AgentRun, Page, SourceType
 

@@ -34,7 +34,8 @@ from typing import Any, Final
 
 import anyio
 
-from ._limits import Limit, RateClass, RateLimits, RateLimitStatus
+from ._config import RateLimits, RateLimitStatus
+from ._limits import Limit, RateClass
 from ._stores import Store, StoreUnavailable, bucket_key, open_store, redact_url
 
 __all__ = ["Bucket", "RateLimiter", "SharedBucket"]

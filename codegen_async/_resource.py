@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from ._http import Pipeline
+from ._http import Pipeline, Request
 from ._operations import Operation
 
 __all__ = ["Organization", "Resource"]
@@ -41,31 +41,12 @@ class Resource:
         on_send: Callable[[], object] | None = None,
         **path_params: object,
     ) -> T:
-        """Send `op` through the pipeline: its method, its path (the template filled with
-        `path_params` and, when it names one not given, the client's organization), its rate class
-        and retry rule; decoded into its response model (free-form JSON when it has none)."""
+        """Send `op` through the pipeline: one `Request` with its path (the template filled
+        with `path_params` and, when it names one not given, the client's organization),
+        the query and the body; the row says the rest (rate class, retry rule, model)."""
         if op.in_org and "org_id" not in path_params:
             path_params["org_id"] = await self._org.organization_id()
-        path = op.url(**path_params)
-        if op.response is None:
-            result: T = await self._http.call_json(
-                op.method,
-                path,
-                params=params,
-                json_body=json_body,
-                rate_class=op.rate_class,
-                retry=op.retry,
-                template=op.path,
-            )
-            return result
-        return await self._http.call(
-            op.method,
-            path,
-            op.response,
-            params=params,
-            json_body=json_body,
-            rate_class=op.rate_class,
-            retry=op.retry,
-            on_send=on_send,
-            template=op.path,
+        request = Request(
+            op.method, op.url(**path_params), params=params, json=json_body, on_send=on_send
         )
+        return await self._http.send(op, request)

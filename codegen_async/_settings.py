@@ -24,26 +24,24 @@ import attrs
 import httpx
 
 from . import _validate
+from ._config import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+)
 from ._constants import DEFAULT_BASE_URL
 from ._errors import ConfigurationError
 from ._validate import redact_url
 from ._validate import shown as _show
 
 __all__ = [
-    "DEFAULT_MAX_RESPONSE_BYTES",
-    "DEFAULT_MAX_RETRIES",
-    "DEFAULT_TIMEOUT",
     "InsecureConfigFileWarning",
     "Settings",
     "default_config_paths",
     "is_loopback_host",
     "resolve_settings",
 ]
-
-DEFAULT_TIMEOUT: Final = 30.0
-DEFAULT_MAX_RETRIES: Final = 3
-# The most bytes a response body may decode to (8 MiB); larger bodies are refused unread.
-DEFAULT_MAX_RESPONSE_BYTES: Final = 8 * 1024 * 1024
 
 ENV_API_KEY: Final = "CODEGEN_API_KEY"
 ENV_TOKEN: Final = "CODEGEN_TOKEN"
@@ -53,6 +51,7 @@ ENV_TIMEOUT: Final = "CODEGEN_TIMEOUT"
 ENV_MAX_RETRIES: Final = "CODEGEN_MAX_RETRIES"
 ENV_USER_AGENT: Final = "CODEGEN_USER_AGENT"
 ENV_MAX_RESPONSE_BYTES: Final = "CODEGEN_MAX_RESPONSE_BYTES"
+ENV_MAX_REQUEST_BYTES: Final = "CODEGEN_MAX_REQUEST_BYTES"
 ENV_TRACING: Final = "CODEGEN_TRACING"
 ENV_RATE_LIMIT_STORE: Final = "CODEGEN_RATE_LIMIT_STORE"
 
@@ -72,7 +71,8 @@ class Settings:
 
     `org_id` None means: resolve it later from the caller's first organization.
     `user_agent` is an extra product token appended to the SDK's own User-Agent.
-    `max_response_bytes` caps a response body once decoded (gzip included).
+    `max_response_bytes` caps a response body once decoded (gzip included);
+    `max_request_bytes` caps a request body once encoded (below the response cap).
     `sources` maps each setting name to where its value came from. A password in
     `base_url` is masked in the repr.
     `tracing` False keeps the client silent to OpenTelemetry even when it is installed.
@@ -87,6 +87,7 @@ class Settings:
     user_agent: str | None = None
     sources: dict[str, str] = attrs.field(factory=dict)
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     tracing: bool = True
     rate_limit_store: str | None = attrs.field(default=None, repr=False)  # env only
 
@@ -109,6 +110,7 @@ def resolve_settings(
     max_retries: int | None = None,
     user_agent: str | None = None,
     max_response_bytes: int | None = None,
+    max_request_bytes: int | None = None,
     tracing: bool | None = None,
     env: Mapping[str, str] | None = None,
     config_paths: Sequence[Path] | None = None,
@@ -152,8 +154,16 @@ def resolve_settings(
         sources,
         "max_response_bytes",
         found or (DEFAULT_MAX_RESPONSE_BYTES, _SOURCE_DEFAULT),
-        _parse_byte_count,
+        _byte_count("max_response_bytes"),
     )
+    found = _pick(max_request_bytes, environ, (ENV_MAX_REQUEST_BYTES,), files, ())
+    request_cap = _record(
+        sources,
+        "max_request_bytes",
+        found or (DEFAULT_MAX_REQUEST_BYTES, _SOURCE_DEFAULT),
+        _byte_count("max_request_bytes"),
+    )
+    request_cap = _check_request_cap(request_cap, cap, sources)
     found = _pick(tracing, environ, (ENV_TRACING,), files, ())
     traced = _record(sources, "tracing", found or (True, _SOURCE_DEFAULT), _parse_switch)
     found = _pick(None, environ, (ENV_RATE_LIMIT_STORE,), files, ())
@@ -168,6 +178,7 @@ def resolve_settings(
         user_agent=agent,
         sources=sources,
         max_response_bytes=cap,
+        max_request_bytes=request_cap,
         rate_limit_store=store,
     )
 
@@ -380,13 +391,33 @@ def _parse_retries(value: object, source: str) -> int:
     return number
 
 
-def _parse_byte_count(value: object, source: str) -> int:
-    number = None if _is_text_argument(value, source) else _parse_digits(value)
-    if number is None or number <= 0:
-        raise ConfigurationError(
-            f"max_response_bytes from {source} must be a positive integer, got {_show(value)}"
-        )
-    return number
+def _byte_count(name: str) -> Callable[[object, str], int]:
+    """The parser of a size setting `name`: a positive integer (of bytes)."""
+
+    def parse(value: object, source: str) -> int:
+        number = None if _is_text_argument(value, source) else _parse_digits(value)
+        if number is None or number <= 0:
+            raise ConfigurationError(
+                f"{name} from {source} must be a positive integer, got {_show(value)}"
+            )
+        return number
+
+    return parse
+
+
+def _check_request_cap(request_cap: int, response_cap: int, sources: Mapping[str, str]) -> int:
+    """The request cap, below the response cap: a create's answer echoes its body, so a
+    body the answer could not carry could never be confirmed. The default shrinks under a
+    smaller response cap; a cap that was set there is refused."""
+    if request_cap < response_cap:
+        return request_cap
+    if sources["max_request_bytes"] == _SOURCE_DEFAULT:
+        return max(1, response_cap - 1)
+    raise ConfigurationError(
+        f"max_request_bytes from {sources['max_request_bytes']} ({request_cap}) must be "
+        f"below max_response_bytes from {sources['max_response_bytes']} ({response_cap}): "
+        "the API echoes a create's body in its answer"
+    )
 
 
 def _parse_timeout(value: object, source: str) -> httpx.Timeout:

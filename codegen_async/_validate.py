@@ -5,13 +5,18 @@ value `ValueError`, each naming the argument):
 
 - `timeout`: None (no limit) or a finite int/float > 0. Zero is refused: a wait that may
   not wait at all is a mistake, not a request ("60", nan, inf, -1 and bools are refused).
-- `positive_int`: an int > 0 (bools refused).
+- `positive_int`: an int > 0 and within a signed 64-bit integer, the API's ids (bools
+  refused).
 - `strict_bool`: exactly True or False ("no", 0 and None are refused).
 - `callback`: None or a callable.
 - `enum_member`: a declared member of the enum, or its value as a string in any case.
 - `strings`: a list of strings (a single str is refused, not split into characters).
 - `json_object`: a JSON object whose keys, at every depth, are strings.
-- `header`: an HTTP header name and value with no line break or control character.
+- `header`: an HTTP header name and value with no line break or control character;
+  `caller_header` also refuses the headers the client owns (`OWNED_HEADERS`).
+- `api_path`: a path under the base URL: starts with one `/`, no query or fragment, no
+  backslash, control character, empty, `.` or `..` segment (raw or percent-encoded).
+- `http_method`: one of `METHODS`, in any case.
 """
 
 from __future__ import annotations
@@ -22,15 +27,22 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar, get_args
+from urllib.parse import unquote
 
 from .models import AgentType
 
 __all__ = [
+    "MAX_ID",
+    "METHODS",
+    "OWNED_HEADERS",
     "agent_type",
+    "api_path",
     "callback",
+    "caller_header",
     "data_uris",
     "enum_member",
     "header",
+    "http_method",
     "json_object",
     "positive_int",
     "redact_url",
@@ -43,6 +55,15 @@ __all__ = [
 _E = TypeVar("_E", bound=enum.Enum)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _MAX_JSON_DEPTH = 64
+MAX_ID = 2**63 - 1  # the largest id the API can hold: a signed 64-bit integer
+# Headers the client sets itself: a caller's value would hijack the key, the host or
+# the framing of the request.
+OWNED_HEADERS = frozenset(
+    {"host", "authorization", "content-length", "transfer-encoding", "connection"}
+)
+METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
+# C0 and C1 controls, DEL, and the characters a path must not carry raw.
+_PATH_REFUSED = re.compile(r"[\x00-\x20\x7f-\x9f\\?#]")
 
 _AGENT_TYPES: tuple[str, ...] = get_args(AgentType)
 _DATA_URI = re.compile(r"^data:[\w.+-]+/[\w.+-]+(;[\w.+-]+=[\w.+-]+)*;base64,[A-Za-z0-9+/=\s]*$")
@@ -64,6 +85,11 @@ def positive_int(name: str, value: object) -> int:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")
+    if value > MAX_ID:
+        raise ValueError(
+            f"{name} must be at most {MAX_ID} (a signed 64-bit integer), "
+            f"got an integer of {value.bit_length()} bits"
+        )
     return value
 
 
@@ -191,6 +217,59 @@ def header(name: object, value: object) -> tuple[str, str]:
             "character that is not ASCII"
         )
     return name, value
+
+
+def caller_header(name: object, value: object) -> tuple[str, str]:
+    """A header a caller adds to the client's (`header`), but none the client owns."""
+    name, value = header(name, value)
+    if name.lower() in OWNED_HEADERS:
+        what = (
+            "set the key with api_key" if name.lower() == "authorization" else "the client sets it"
+        )
+        raise ValueError(f"headers: {name!r} cannot be set ({what})")
+    return name, value
+
+
+def http_method(value: object) -> str:
+    """An HTTP method of `METHODS`, in capitals."""
+    if not isinstance(value, str):
+        raise TypeError(f"method must be a str, got {type(value).__name__}")
+    method = value.upper()
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {shown(value)}")
+    return method
+
+
+def api_path(value: object) -> str:
+    """A path under the base URL, as given (`/v1/...`): it cannot name another host or
+    climb above the base path, whatever the server decodes."""
+    if not isinstance(value, str):
+        raise TypeError(f"path must be a str, got {type(value).__name__}")
+    decoded, previous = value, None
+    while decoded != previous:  # every layer a server might decode, down to plain text
+        problem = _path_problem(decoded)
+        if problem is not None:
+            raise ValueError(f"path {shown(value)} {problem}")
+        decoded, previous = unquote(decoded, errors="replace"), decoded
+    return value
+
+
+def _path_problem(path: str) -> str | None:
+    if not path.startswith("/"):
+        return "must start with '/': a path under the base URL, not a URL"
+    found = _PATH_REFUSED.search(path)
+    if found is not None:
+        return (
+            f"contains {found.group()!r}: no whitespace, control character, backslash, "
+            "query or fragment (pass the query as params=)"
+        )
+    segments = path[1:].split("/")
+    if any(segment in ("", ".", "..") for segment in segments[:-1]) or segments[-1] in (
+        ".",
+        "..",
+    ):
+        return "has an empty, '.' or '..' segment: it must stay under the base URL"
+    return None
 
 
 def redact_url(url: str) -> str:

@@ -78,6 +78,9 @@ class Codegen:
 
     `max_response_bytes` (else env `CODEGEN_MAX_RESPONSE_BYTES`, default 8 MiB) caps what
     a response body may decode to: a larger success raises `ResponseValidationError`.
+    `max_request_bytes` (else env `CODEGEN_MAX_REQUEST_BYTES`, default 1 MiB, below
+    `max_response_bytes`) caps what a request body may encode to: a larger one raises
+    `ValueError` before anything is sent.
     """
 
     __slots__ = (
@@ -115,6 +118,7 @@ class Codegen:
         create_policy: CreatePolicy | None = None,
         *,
         max_response_bytes: int | None = None,
+        max_request_bytes: int | None = None,
         tracing: bool | None = None,
     ) -> None:
         portal = get_portal()
@@ -132,6 +136,7 @@ class Codegen:
                 poll_policy,
                 create_policy,
                 max_response_bytes=max_response_bytes,
+                max_request_bytes=max_request_bytes,
                 tracing=tracing,
             ),
         )
@@ -263,6 +268,31 @@ class Codegen:
                 on_response=on_response,
             ),
             self._lifeline,
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: object = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Call any path under the base URL and return its decoded JSON: the escape hatch
+        for what the SDK has no method for (`client.request("GET", "/v1/users/me")`).
+
+        The call has the client's key, rate limits (the operation's class when `method`
+        and `path` match one the SDK knows, else the standard one), timeout, telemetry
+        and errors; it is retried only for a safe method (GET, HEAD, OPTIONS). `path` is
+        relative to the base URL: an absolute or scheme-relative URL, a backslash, a
+        control character, a query (use `params`), or a `.`/`..`/empty segment (also
+        percent-encoded) raises `ValueError` before anything is sent; so do the headers
+        the client owns (Host, Authorization, Content-Length, Transfer-Encoding,
+        Connection) and a body over `max_request_bytes`.
+        """
+        return self._portal.call(
+            self._async.request, method, path, params=params, json=json, headers=headers
         )
 
     def health_check(self) -> HealthCheck:

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import attrs
 
 from .._client import AsyncCodegen
+from .._config import RateLimits
 from .._create import UnconfirmedCreate
-from .._limits import RateLimits
 from .._settings import ENV_RATE_LIMIT_STORE
 from ._emulated import emulator_session
 from ._output import Output

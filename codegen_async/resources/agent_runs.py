@@ -7,8 +7,9 @@ from typing import Any
 
 from .. import _operations as ops
 from .. import _validate
+from .._config import CreatePolicy
 from .._constants import IDEMPOTENCY_METADATA_KEY
-from .._create import CreatePolicy, UnconfirmedCreate, create_exactly_once, new_idempotency_key
+from .._create import UnconfirmedCreate, create_exactly_once, new_idempotency_key
 from .._engine import RunEngine
 from .._http import Pipeline
 from .._pagination import MAX_PAGE_SIZE, check_page_args, paginate

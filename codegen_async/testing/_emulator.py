@@ -21,8 +21,7 @@ from typing import Any
 import attrs
 import httpx
 
-from .._create import CreatePolicy
-from .._limits import PollPolicy, RateLimits
+from .._config import CreatePolicy, PollPolicy, RateLimits
 from ._app import CREATING_ROUTES, ROUTES, SOURCE_TYPES, Core, EmulatorApp
 from ._faults import Faults
 from ._lifecycle import STATUS_SPELLINGS, Clock, LifecycleConfig

@@ -11,7 +11,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from .._limits import RateClass, RateLimits
+from .._config import RateLimits
+from .._limits import RateClass
 
 __all__ = ["ServerRateLimiter"]
 

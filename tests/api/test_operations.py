@@ -17,7 +17,6 @@ import pytest
 
 from codegen_async import AsyncCodegen, RateLimits, models
 from codegen_async._constants import IDEMPOTENCY_METADATA_KEY
-from codegen_async._http import RetryPolicy
 from codegen_async._limits import RateClass
 from codegen_async._operations import BY_ID, CREATE_AGENT_RUN, OPERATIONS
 
@@ -224,16 +223,16 @@ def test_the_operation_table_is_the_spec() -> None:
             assert limit is not None, name
             assert (limit.requests, limit.per) == line, name
         if method == "GET":
-            assert row.retry is RetryPolicy.IDEMPOTENT, name
+            assert row.repeatable, name
     assert {row.id for row in OPERATIONS} - set(SPEC_OPS) == {"legacy_run"}
     assert len({(row.method, row.path) for row in OPERATIONS}) == len(OPERATIONS)
     assert BY_ID["legacy_run"].path == "/v1/run"
 
 
 def test_rows_send_what_the_row_says() -> None:
-    """A row's path fills its template; the retry rule of the creating POSTs is UNSAFE."""
+    """A row's path fills its template; a creating POST is not repeatable."""
     assert CREATE_AGENT_RUN.url(org_id=7) == "/v1/organizations/7/agent/run"
-    assert CREATE_AGENT_RUN.retry is RetryPolicy.UNSAFE
+    assert not CREATE_AGENT_RUN.repeatable
     assert CREATE_AGENT_RUN.rate_class is RateClass.CREATE
     assert not BY_ID["get_current_user_info"].in_org
 

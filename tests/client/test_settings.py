@@ -74,6 +74,7 @@ def test_defaults() -> None:
         "max_retries": "default",
         "user_agent": "default",
         "max_response_bytes": "default",
+        "max_request_bytes": "default",
         "tracing": "default",
     }
 

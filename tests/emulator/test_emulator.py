@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from codegen_async._create import CreatePolicy
-from codegen_async._limits import PollPolicy, RateLimits
+from codegen_async._config import CreatePolicy, PollPolicy, RateLimits
 from codegen_async._operations import BY_ID
 from codegen_async.testing import ROUTES, Emulator, result_for
 

@@ -6,8 +6,9 @@ import anyio
 import httpx
 import pytest
 
+from codegen_async._config import RateLimits
 from codegen_async._constants import IDEMPOTENCY_METADATA_KEY
-from codegen_async._limits import Limit, RateClass, RateLimits
+from codegen_async._limits import Limit, RateClass
 from codegen_async.testing import FAULT_KINDS, ROUTE_RATE_CLASSES, ROUTES, Emulator
 from codegen_async.testing._faults import DRIP_CHUNK_BYTES, Action
 

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 import codegen_async as cg
-from codegen_async._http import backoff_delays, parse_retry_after
+from codegen_async._config import backoff_delays
+from codegen_async._http import parse_retry_after
 
 Handler = Callable[[httpx.Request], Any]
 

@@ -22,6 +22,8 @@ import httpx
 import pytest
 
 import codegen_async as cg
+from codegen_async._http import Request
+from codegen_async._operations import unlisted
 from codegen_async.testing import Emulator
 
 KEY = "sk-transport-secret-0123456789"
@@ -209,7 +211,7 @@ def _pipeline_get(monkeypatch: pytest.MonkeyPatch) -> None:
     """`client.pipeline_get(path)`: one GET through the client's pipeline, as JSON."""
 
     async def pipeline_get(self: cg.AsyncCodegen, path: str) -> object:
-        return await self._http.call_json("GET", path)
+        return await self._http.send(unlisted("GET"), Request("GET", path))
 
     monkeypatch.setattr(cg.AsyncCodegen, "pipeline_get", pipeline_get, raising=False)
 
