@@ -379,3 +379,75 @@ async def test_an_undecided_key_stays_unconfirmed_for_the_next_resume(
         (outcome,) = await client.gather_many(prompts, journal=journal)
     assert outcome.ok
     assert emu.counters.runs_created == 1
+
+
+def _sent_column(fan_out: cg.RunMany) -> list[int]:
+    rows = connection(fan_out).execute("SELECT sent FROM inputs ORDER BY idx")
+    return [row[0] for row in rows]
+
+
+def _another_boot(journal: Path) -> None:
+    with contextlib.closing(sqlite3.connect(journal)) as conn:
+        conn.execute("UPDATE meta SET value = 'another-boot' WHERE name = 'boot_id'")
+        conn.commit()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", ["another-boot", "no-boot-id"])
+async def test_after_a_machine_crash_every_keyed_input_is_reconciled(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A sent mark is not fsynced: after a reboot (another boot id) or where the system
+    has no boot id, its absence proves nothing, so every keyed input is looked up."""
+    journal = tmp_path / "batch.sqlite3"
+    prompts = ["posted before the crash", "maybe posted", "never keyed"]
+    await journal_with_keys(emu, journal, prompts, {0: "key-posted", 1: "key-unmarked"}, set())
+    seeded = emu.seed_run(prompts[0], metadata={cg.IDEMPOTENCY_METADATA_KEY: "key-posted"})
+    if how == "another-boot":
+        _another_boot(journal)
+    else:
+        monkeypatch.setattr("codegen_async._journal._BOOT_ID_FILE", str(tmp_path / "none"))
+    async with client_of(emu) as client:
+        fan_out = client.run_many(prompts, journal=journal)
+        async with fan_out:
+            assert fan_out.resumed == cg.ResumeCounts(
+                finished=0, in_flight=0, to_start=1, to_reconcile=2
+            )
+            # Marked on disk at once: a crash now still finds them maybe sent.
+            assert _sent_column(fan_out)[:2] == [1, 1]
+            outcomes = await fan_out.gather()
+    assert all(o.ok for o in outcomes)
+    assert outcomes[0].run_id == seeded["id"]  # found by its key: not created again
+    assert emu.counters.runs_created == 2
+    assert emu.counters.duplicate_creates == 0
+
+
+def test_the_sync_twin_starts_an_unsent_key_at_once(tmp_path: Path) -> None:
+    from codegen_sync import Codegen
+
+    journal = tmp_path / "batch.sqlite3"
+    prompts = PROMPTS[:4]
+    with Emulator(time_scale=FAST, rate_limits=False, run_seconds=0.01) as emu:
+        emu.faults.add("error_before", route="create_agent_run", status=402, times=1)
+        options = {**emu.client_options(), "rate_limits": cg.RateLimits.off()}
+        with Codegen(**options) as client:
+            first = client.gather_many(prompts, journal=journal, max_concurrency=1, fail_fast=True)
+            assert [type(o.error) for o in first[1:]] == [cg.RunNotStartedError] * 3
+            # As a process killed after reserving keys leaves it: keyed, never sent.
+            with contextlib.closing(sqlite3.connect(journal)) as conn:
+                conn.execute(
+                    "UPDATE inputs SET idem_key = 'unsent-' || idx, keyed_at = ? "
+                    "WHERE outcome IS NULL",
+                    ("2026-01-01T00:00:00+00:00",),
+                )
+                conn.commit()
+            emu.reset_counters()
+            fan_out = client.run_many(prompts, journal=journal)
+            with fan_out:
+                assert fan_out.resumed == cg.ResumeCounts(
+                    finished=1, in_flight=0, to_start=3, to_reconcile=0
+                )
+                outcomes = fan_out.gather()
+        assert [o.ok for o in outcomes] == [False, True, True, True]
+        keys = sorted(run["metadata"][cg.IDEMPOTENCY_METADATA_KEY] for run in emu.runs)
+        assert keys == ["unsent-1", "unsent-2", "unsent-3"]
