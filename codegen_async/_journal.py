@@ -51,7 +51,7 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 import anyio.to_thread
@@ -99,6 +99,9 @@ KEYS_PER_COMMIT = 16
 LAG = 0.1
 
 _BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+
+# The sent marks of the running process live beside the journal, in this file.
+MARKS_SUFFIX = "-sent"
 
 
 def check_path(path: object) -> str:
@@ -270,6 +273,12 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
+def _close_all(conn: sqlite3.Connection, files: list[BinaryIO]) -> None:
+    conn.close()
+    for file in files:
+        file.close()
+
+
 class Journal:
     """One open journal file (see the module docstring): reads, checks, staged writes and
     their commits. Made by `await Journal.open(...)`; the fan-out uses `BatchJournal`."""
@@ -300,7 +309,11 @@ class Journal:
         self.entries = []
         self.meta = {}
         self._fingerprints: list[str] = []
-        self._finalizer = weakref.finalize(self, conn.close)
+        self._marks_path = path + MARKS_SUFFIX
+        self._marks: BinaryIO | None = None  # the sent marks of this process (see `mark_sent`)
+        self._marked: set[int] = set()
+        self._open_files: list[BinaryIO] = []  # closed with the connection
+        self._finalizer = weakref.finalize(self, _close_all, conn, self._open_files)
 
     # -- opening ------------------------------------------------------------------------
 
@@ -365,14 +378,33 @@ class Journal:
         with self._sqlite_errors("cannot read"):
             if tables:
                 self._check(tables, fingerprints, base_url)
+                self._read_marks()
             else:
                 self.fresh = True
                 self.entries = [Entry(index) for index in range(len(fingerprints))]
                 self._fingerprints = fingerprints
 
+    def _read_marks(self) -> None:
+        """The sent marks an earlier process left in the marks file (it is removed when
+        a batch closes: one is left only by a crash)."""
+        check_kind(self._marks_path)
+        try:
+            with open(self._marks_path, "rb") as file:
+                marks = file.read(len(self.entries))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _errors.JournalError(
+                f"cannot read journal {self.path}: {self._marks_path}: {exc.strerror}",
+                path=self.path,
+            ) from None
+        for entry, mark in zip(self.entries, marks, strict=False):
+            entry.sent = entry.sent or (mark == 1 and entry.key is not None)
+
     def _claim(self, place: dict[str, str], group_id: str, boot: str | None) -> None:
         """Write this process in: the tables of a new journal, the place, the boot id
-        and the owner; after a machine crash, every keyed input as maybe sent."""
+        and the owner; the sent marks an earlier process left folded in (after a machine
+        crash: every keyed input as maybe sent); then an empty marks file."""
         conn = self._conn
         with self._sqlite_errors("cannot write to"):
             conn.execute("PRAGMA journal_mode=WAL")
@@ -381,17 +413,22 @@ class Journal:
             if self.fresh:
                 self._create(group_id)
             self.same_boot = boot is not None and self.meta.get("boot_id") == boot
-            if not self.same_boot:
-                conn.execute(
-                    "UPDATE inputs SET sent = 1 WHERE idem_key IS NOT NULL AND sent = 0 "
-                    "AND run_id IS NULL AND outcome IS NULL"
-                )
-                for entry in self.entries:
-                    entry.sent = entry.sent or entry.key is not None
+            for entry in self.entries:
+                entry.sent = entry.sent or (entry.key is not None and not self.same_boot)
+            sent = [(e.index,) for e in self.entries if e.sent and not e.finished]
+            conn.executemany("UPDATE inputs SET sent = 1 WHERE idx = ?", sent)
             owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
             values = {**place, "boot_id": boot or "", "owner": json.dumps(owner)}
             conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
             conn.execute("COMMIT")
+        try:  # only now that the marks it held are on disk in the journal itself
+            self._marks = open(self._marks_path, "w+b", buffering=0)  # noqa: SIM115
+            self._open_files.append(self._marks)
+        except OSError as exc:
+            raise _errors.JournalError(
+                f"cannot write to journal {self.path}: {self._marks_path}: {exc.strerror}",
+                path=self.path,
+            ) from None
 
     @contextlib.contextmanager
     def _sqlite_errors(self, doing: str) -> Iterator[None]:
@@ -530,6 +567,30 @@ class Journal:
     def stage_sent(self, index: int) -> None:
         self._stage("UPDATE inputs SET sent = 1 WHERE idx = ?", (index,))
 
+    def mark_sent(self, index: int, sent: bool = True) -> None:
+        """Record that input `index`'s POST is about to go out (or, `sent=False`, that it
+        did not after all): one byte at offset `index` of the marks file, written at
+        once (an unbuffered write, no fsync, no worker thread: microseconds). A process
+        crash keeps it (the kernel has it); a machine crash may not, which a resume
+        knows by the boot id. Folded into the journal at close or at the next open."""
+        if self._broken is not None:
+            raise self._broken
+        if self._marks is None or self._closed:
+            raise _errors.JournalError(f"journal {self.path} is closed", path=self.path)
+        try:
+            self._marks.seek(index)
+            self._marks.write(b"\x01" if sent else b"\x00")
+        except OSError as exc:
+            self._broken = _errors.JournalError(
+                f"cannot write to journal {self.path}: {self._marks_path}: {exc.strerror}",
+                path=self.path,
+            )
+            raise self._broken from None
+        if sent:
+            self._marked.add(index)
+        else:
+            self._marked.discard(index)
+
     def stage_release(self, index: int) -> None:
         """Forget a key reserved for an input whose create was never sent."""
         self._stage(
@@ -634,10 +695,17 @@ class Journal:
                 self._closed = True
                 if self._broken is None:
                     ops, self._pending = self._pending, []
+                    ops.extend(
+                        ("UPDATE inputs SET sent = 1 WHERE idx = ? AND run_id IS NULL", (i,))
+                        for i in sorted(self._marked)
+                    )
                     ops.append(("UPDATE meta SET value = '' WHERE name = 'owner'", ()))
                     await anyio.to_thread.run_sync(
                         functools.partial(self._write, ops, self._staged), limiter=self._limiter
                     )
+                    # Every mark is in the journal now (fsynced): the file has done its job.
+                    with contextlib.suppress(OSError):
+                        os.unlink(self._marks_path)
         finally:
             self._closed = True
             self._finalizer()
@@ -697,6 +765,7 @@ class BatchJournal(NoJournal):
         self._reserved: set[int] = set()  # inputs with a key no create was given yet
         self._fresh: deque[int] = deque()  # inputs with no key yet, in order
         self._marks: dict[int, int] = {}  # input -> mark of its staged outcome
+        self._key_marks: dict[int, int] = {}  # input -> mark of its staged key
 
     @property
     def _journal(self) -> Journal:
@@ -756,19 +825,22 @@ class BatchJournal(NoJournal):
             self._keys[i] = Key(uuid.uuid4().hex)
             journal.stage_key(i, self._keys[i].value, now)
             self._reserved.add(i)
+        for i in batch:
+            self._key_marks[i] = journal.staged
         return self._keys[index]
 
     async def sending(self, index: int) -> None:
-        """Its POST is about to go out: the key on disk (fsynced, once per batch of keys)
-        and the sent mark committed (no fsync of its own: a process crash keeps it)."""
+        """Its POST is about to go out: its key on disk first (fsynced, one commit per
+        batch of keys), then its sent mark (`Journal.mark_sent`: no fsync, no wait)."""
         self._reserved.discard(index)
         journal = self._journal
-        journal.stage_sent(index)
-        await journal.flush(journal.staged)
+        await journal.flush(self._key_marks.pop(index, 0))
+        journal.mark_sent(index)
 
     def not_sent(self, index: int) -> None:
         """Its create sent nothing after all (no rate-limit token in time): it waits its
         turn again with the same key, released at close if it never goes."""
+        self._journal.mark_sent(index, sent=False)
         self._reserved.add(index)
 
     def created(self, index: int, run_id: int, status: str | None) -> None:

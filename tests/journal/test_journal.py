@@ -114,6 +114,7 @@ async def test_the_key_is_in_the_journal_before_the_post(emu: Emulator, tmp_path
     assert all(o.ok for o in outcomes)
     assert len(checked) == len(PROMPTS)
     assert {r[1] for r in rows(journal)} == set(checked)
+    assert "batch.sqlite3-sent" not in os.listdir(tmp_path)  # its marks folded in at close
     assert [r[2] for r in rows(journal)] == [o.run_id for o in outcomes]
 
 
