@@ -8,8 +8,9 @@ The file. One row per input: its fingerprint (a hash of the prompt and every Run
 field, as canonical JSON), the idempotency key of its create (committed with an fsync
 BEFORE the POST goes out), a "sent" mark (written right before the POST goes out, as
 one byte in the marks file `<journal>-sent`, with no fsync and no commit; folded into
-the journal at close or at the next open), the run id once the create answered, the last status seen, and the
-terminal outcome (the run as JSON, or the error's type and message). A `meta` table
+the journal at close or at the next open), the run id once the create answered, the
+last status seen, and the terminal outcome (the run as JSON, or the error's type and
+message). A `meta` table
 holds the application name, the schema version, the input count, the fan-out's group
 id, where the batch runs (base URL, organization, the caller's user id, a digest of the
 API key), the machine's boot id, and the owner (pid, host, start time).
