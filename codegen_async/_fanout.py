@@ -67,6 +67,8 @@ logger = logging.getLogger("codegen_async")
 # Creates one fan-out step runs side by side (the create rate limit paces them anyway).
 _PARALLEL_CREATES = 4
 
+_NO_JOURNAL = NoJournal()  # holds nothing: one serves every fan-out without a journal
+
 
 class RunCreator(Protocol):
     """What a fan-out creates runs through (the calling client's `agent_runs`)."""
@@ -169,7 +171,7 @@ class RunMany:
         fail_fast: bool,
         on_progress: Callable[[ProgressEvent], object] | None,
         metadata: Mapping[str, Any] | None = None,
-        journal: NoJournal | None = None,
+        journal: NoJournal = _NO_JOURNAL,
     ) -> None:
         self._runs = runs
         self._group = poller.group()
@@ -184,7 +186,7 @@ class RunMany:
         # Tracing: a span from the first step to aclose, counting outcomes through events.
         self._trace = _telemetry.fan_out(poller.telemetry, len(items), on_progress)
         self._on_progress = on_progress if self._trace is None else self._trace.on_progress
-        self._journal = NoJournal() if journal is None else journal
+        self._journal = journal
         self.group_id = uuid.uuid4().hex
         self._metadata = {GROUP_METADATA_KEY: self.group_id, **(metadata or {})}
         self._flights: dict[int, _Flight] = {}
@@ -238,7 +240,7 @@ class RunMany:
                 await self.aclose()
                 raise StopAsyncIteration
             await self._advance()
-        await self._flush(self._outcomes[0].index)
+        await self._journaled(self._outcomes[0].index)
         return self._take()
 
     def _take(self) -> RunOutcome:
@@ -261,7 +263,7 @@ class RunMany:
             while events:
                 event = events.popleft()
                 if event.outcome is not None:
-                    await self._flush(event.outcome.index)
+                    await self._journaled(event.outcome.index)
                     if not event.outcome.replayed:
                         self._backlog -= 1
                         if self._tg is not None:
@@ -390,7 +392,7 @@ class RunMany:
         for outcome in replays:
             self._report(outcome)
 
-    async def _flush(self, index: int) -> None:
+    async def _journaled(self, index: int) -> None:
         """The journal commits the outcome of input `index` before it is handed out."""
         await self._journal.handing_out(index)
 
