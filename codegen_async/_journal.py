@@ -423,6 +423,7 @@ class Journal:
             values = {**place, "boot_id": boot or "", "owner": json.dumps(owner)}
             conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
             conn.execute("COMMIT")
+        check_kind(self._marks_path)
         try:  # only now that the marks it held are on disk in the journal itself
             self._marks = open(self._marks_path, "w+b", buffering=0)  # noqa: SIM115
             self._open_files.append(self._marks)

@@ -230,3 +230,14 @@ def test_the_sync_twin_refuses_strangers_and_odd_paths(tmp_path: Path) -> None:
                 with pytest.raises(cg.JournalError, match="is a FIFO"):
                     c.gather_many(PROMPTS, journal=_fifo(tmp_path))
         assert org_2.counters.requests == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX paths")
+async def test_a_marks_file_path_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    journal = tmp_path / "batch.sqlite3"
+    os.mkfifo(tmp_path / "batch.sqlite3-sent")
+    async with Emulator(time_scale=FAST, rate_limits=False) as emu:
+        with pytest.raises(cg.JournalError, match=r"batch\.sqlite3-sent is a FIFO"):
+            await _gather(emu, journal)
+        assert emu.counters.requests_by_route.get("create_agent_run", 0) == 0
