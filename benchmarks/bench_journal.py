@@ -31,7 +31,7 @@ from _common import ServedEmulator, emit, figure, served_emulator
 
 import codegen_async as cg
 from codegen_async._fanout import spec_data
-from codegen_async._journal import Journal
+from codegen_async._journal import Caller, Journal, key_digest
 
 SCALE = 0.001  # emulated runs of 20-60 s take 20-60 ms
 MAX_CONCURRENCY = 100
@@ -86,11 +86,19 @@ async def b8a(served: ServedEmulator, inputs: int, rounds: int, folder: Path) ->
 
 
 async def write_journal(
-    path: Path, prompts: list[str], finished: int, in_flight_ids: list[int]
+    path: Path, prompts: list[str], finished: int, in_flight_ids: list[int], sdk: cg.AsyncCodegen
 ) -> None:
-    """A journal as an earlier process would have left it."""
+    """A journal as an earlier process of this client would have left it."""
     inputs = [spec_data(cg.RunSpec(prompt)) for prompt in prompts]
-    journal = await Journal.open(str(path), inputs, "b8b")
+    settings = sdk.settings
+    user_id = (await sdk.users.me()).id
+
+    async def user() -> int:
+        return user_id
+
+    digest = key_digest(settings.base_url, settings.api_key)
+    caller = Caller(settings.base_url, digest, sdk.organization_id, user)
+    journal = await Journal.open(str(path), inputs, "b8b", caller)
     at = datetime.datetime.now(datetime.timezone.utc)
     for index in range(finished):
         run = cg.AgentRun(
@@ -111,10 +119,9 @@ async def b8b(served: ServedEmulator, folder: Path, total: int, finished: int) -
     in_flight_ids = [int(i) for i in served.info["run_ids"]]
     prompts = [f"b8b input {i}" for i in range(total)]
     path = folder / "b8b.sqlite3"
-    await write_journal(path, prompts, finished, in_flight_ids)
     first_create: float | None = None
     async with client(served, RESUME_SCALE) as sdk:
-        await sdk.users.me()
+        await write_journal(path, prompts, finished, in_flight_ids, sdk)
         served.counters(reset=True)
         started = time.perf_counter()
 

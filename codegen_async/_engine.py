@@ -6,7 +6,7 @@ and to every client derived from it (`with_options`, `as_curl`): the caller's us
 log streams and fan-outs. Its own reads (a run, a page of runs, the caller) go through
 the root client's pipeline, by the operation rows, like any resource's.
 
-Below it: `_polling`, `_logstream`, `_fanout` and `_create`, which know nothing of
+Below it: `_polling`, `_logstream`, `_fanout`, `_journal` and `_create`, which know nothing of
 resources (they read through the small protocols they declare). Above it:
 `resources/agent_runs`, which checks arguments and sends the creates, and the client.
 """
@@ -22,6 +22,7 @@ from ._batched import Batched
 from ._config import PollPolicy
 from ._fanout import ProgressEvent, RunCreator, RunInput, RunMany, RunSpec
 from ._http import Pipeline
+from ._journal import Caller, key_digest, open_journal
 from ._logstream import LogPages, stream_logs
 from ._polling import Poller
 from ._resource import Organization, Resource
@@ -100,7 +101,15 @@ class RunEngine(Resource):
         journal: str | os.PathLike[str] | None,
         metadata: Mapping[str, Any] | None = None,
     ) -> RunMany:
-        """A fan-out whose creates go through `runs` (the calling client's `agent_runs`)."""
+        """A fan-out whose creates go through `runs` (the calling client's `agent_runs`),
+        journaled at `journal` (a path) for this client's base URL, organization and user."""
+        settings = self._http.settings
+        caller = Caller(
+            settings.base_url,
+            key_digest(settings.base_url, settings.api_key),
+            self._org.organization_id,
+            self.caller_id,
+        )
         return RunMany(
             runs,
             self.poller,
@@ -110,5 +119,5 @@ class RunEngine(Resource):
             fail_fast=fail_fast,
             on_progress=on_progress,
             metadata=metadata,
-            journal=journal,
+            journal=open_journal(journal, caller),
         )

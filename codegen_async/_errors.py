@@ -212,10 +212,11 @@ class JournalError(CodegenError, ValueError):
 
 
 class JournalMismatchError(JournalError):
-    """The journal was written for other inputs (another count, or an input that differs).
-    `.index` is the first input that differs."""
+    """The journal was written for other inputs (another count, or an input that differs),
+    or for another server, organization or user. `.index` is the first input that
+    differs (None when the inputs are the same and the place differs)."""
 
-    def __init__(self, message: str, *, path: str, index: int) -> None:
+    def __init__(self, message: str, *, path: str, index: int | None = None) -> None:
         super().__init__(message, path=path)
         self.index = index
 

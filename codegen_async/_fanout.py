@@ -12,9 +12,10 @@ of their own while the block's body runs, so a slow loop body does not stop crea
 waits. Outcomes not yet taken queue up (with the runs in flight, at most
 `max_concurrency`); leaving the block cancels that task and leaves nothing running.
 
-With a `journal` (see `_journal`), each input's idempotency key is committed before its
-create is sent, its run id when the create answers, and its outcome before it is handed
-out; the same inputs with the same journal resume after a crash.
+The fan-out talks to one journal object (`_journal.BatchJournal`, or `NoJournal` when
+there is none): it asks it what to replay, await and start, the key of each create, and
+tells it each step (sending, created, status, finished, handing out). What is written
+when, and what a resume decides, is the journal's alone.
 
 Every input yields exactly one `RunOutcome`: the terminal run, or the error that kept it
 from one (with the run's id when it was created). Progress events (created, status
@@ -23,17 +24,15 @@ changed, finished, failed) go to `on_progress` or come from `RunMany.events()`.
 
 from __future__ import annotations
 
-import datetime
 import enum
 import logging
 import math
-import os
 import uuid
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import attrs
@@ -42,7 +41,8 @@ from . import _errors, _telemetry, _validate
 from ._config import CreatePolicy
 from ._constants import GROUP_METADATA_KEY
 from ._create import UnconfirmedCreate, reconcile_journaled
-from ._journal import Entry, Journal, check_path, decode_outcome
+from ._journal import Key, NoJournal
+from ._outcome import ResumeCounts, RunInput, RunOutcome
 from ._runspec import RunSpec, create_body
 from .models import AgentRun, RunStatus
 
@@ -56,6 +56,7 @@ __all__ = [
     "ProgressKind",
     "ResumeCounts",
     "RunCreator",
+    "RunInput",
     "RunMany",
     "RunOutcome",
     "RunSpec",
@@ -64,16 +65,10 @@ __all__ = [
 
 logger = logging.getLogger("codegen_async")
 
-# A run id or status staged in the journal is committed within about this many seconds
-# (keys and outcomes are committed before their POST or their hand-out, at once).
-_JOURNAL_LAG = 0.1
-
 # Creates one fan-out step runs side by side (the create rate limit paces them anyway).
 _PARALLEL_CREATES = 4
-# With a journal, the keys of the next inputs are committed (fsynced) together: one disk
-# flush for this many creates. A crash leaves at most this many keys whose create may
-# not have been sent; a resume looks each up before posting it (with the same key).
-_KEYS_PER_COMMIT = 16
+
+_NO_JOURNAL = NoJournal()  # holds nothing: one serves every fan-out without a journal
 
 
 class RunCreator(Protocol):
@@ -87,39 +82,6 @@ class RunCreator(Protocol):
     ) -> AgentRun: ...
 
     async def find_by_idempotency_key(self, idempotency_key: str) -> AgentRun | None: ...
-
-
-RunInput: TypeAlias = str | RunSpec
-
-
-@attrs.frozen
-class RunOutcome:
-    """What became of one fan-out input.
-
-    `run` is the terminal run (a FAILED run is still a run), or None when `error` kept
-    it from one: it could not be created, the wait failed or timed out, or it was never
-    started. `run_id` is the created run's id, also when `error` is set. `replayed` is
-    True for an outcome read back from a journal (no request was made for it).
-    """
-
-    index: int
-    input: RunInput
-    run: AgentRun | None = None
-    error: Exception | None = None
-    run_id: int | None = None
-    replayed: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """True when the run ended COMPLETE."""
-        return self.run is not None and self.run.succeeded
-
-    def unwrap(self) -> AgentRun:
-        """The terminal run, or raise the error that kept it from one."""
-        if self.error is not None:
-            raise self.error
-        assert self.run is not None
-        return self.run
 
 
 class ProgressKind(str, enum.Enum):
@@ -143,29 +105,12 @@ class ProgressEvent:
     outcome: RunOutcome | None = None
 
 
-@attrs.frozen
-class ResumeCounts:
-    """Where a resumed journal stood: inputs finished (replayed), in flight (created, or
-    maybe created: awaited or reconciled by key), and never started."""
-
-    finished: int
-    in_flight: int
-    to_start: int
-
-
 def spec_data(spec: RunSpec) -> dict[str, Any]:
     """Every field of a spec as JSON-able data (what a journal fingerprints)."""
     data = attrs.asdict(spec, recurse=False)  # every field, in declaration order
     data["metadata"] = None if spec.metadata is None else dict(spec.metadata)
     data["images"] = None if spec.images is None else list(spec.images)
     return data
-
-
-def _settles(error: Exception | None) -> bool:
-    """Does this outcome end the input for good (journaled), or only this process's part
-    (the fan-out's timeout or fail_fast, an undecided create: a resume takes them up)?"""
-    stops = (_errors.WaitTimeoutError, _errors.RunNotStartedError, _errors.AmbiguousCreateError)
-    return not isinstance(error, stops)
 
 
 def specs_of(items: Iterable[RunInput]) -> list[tuple[RunInput, RunSpec]]:
@@ -227,13 +172,13 @@ class RunMany:
         fail_fast: bool,
         on_progress: Callable[[ProgressEvent], object] | None,
         metadata: Mapping[str, Any] | None = None,
-        journal: str | os.PathLike[str] | None = None,
+        journal: NoJournal = _NO_JOURNAL,
     ) -> None:
         self._runs = runs
         self._group = poller.group()
         self._clock = anyio.current_time
-        self._todo: deque[tuple[int, RunInput, RunSpec, Entry | None]] = deque(
-            (index, item, spec, None) for index, (item, spec) in enumerate(items)
+        self._todo: deque[tuple[int, RunInput, RunSpec]] = deque(
+            (index, item, spec) for index, (item, spec) in enumerate(items)
         )
         self._max = _validate.positive_int("max_concurrency", max_concurrency)
         self._timeout = _validate.timeout("timeout", timeout)
@@ -242,10 +187,7 @@ class RunMany:
         # Tracing: a span from the first step to aclose, counting outcomes through events.
         self._trace = _telemetry.fan_out(poller.telemetry, len(items), on_progress)
         self._on_progress = on_progress if self._trace is None else self._trace.on_progress
-        self._journal_path = None if journal is None else check_path(journal)
-        self._journal: Journal | None = None
-        self._marks: dict[int, int] = {}  # input -> journal mark of its staged outcome
-        self._reserved: dict[int, tuple[str, int]] = {}  # input -> its key and journal mark
+        self._journal = journal
         self.group_id = uuid.uuid4().hex
         self._metadata = {GROUP_METADATA_KEY: self.group_id, **(metadata or {})}
         self._flights: dict[int, _Flight] = {}
@@ -299,7 +241,7 @@ class RunMany:
                 await self.aclose()
                 raise StopAsyncIteration
             await self._advance()
-        await self._flush(self._outcomes[0].index)
+        await self._journaled(self._outcomes[0].index)
         return self._take()
 
     def _take(self) -> RunOutcome:
@@ -322,7 +264,7 @@ class RunMany:
             while events:
                 event = events.popleft()
                 if event.outcome is not None:
-                    await self._flush(event.outcome.index)
+                    await self._journaled(event.outcome.index)
                     if not event.outcome.replayed:
                         self._backlog -= 1
                         if self._tg is not None:
@@ -367,12 +309,8 @@ class RunMany:
             logger.warning(
                 "fan-out %s left with creates of unknown outcome: %s", self.group_id, keys
             )
-        if self._journal is not None:
-            for index in self._reserved:  # keys no create was given: nothing was sent
-                self._journal.stage_release(index)
-            self._reserved.clear()
-            with anyio.CancelScope(shield=True):
-                await self._journal.aclose()
+        with anyio.CancelScope(shield=True):
+            await self._journal.close()
 
     @property
     def unconfirmed(self) -> list[UnconfirmedCreate]:
@@ -430,58 +368,34 @@ class RunMany:
         if self._opened:
             return
         self._opened = True
-        if self._journal_path is None:
-            return
-        inputs = [spec_data(spec) for _, _, spec, _ in self._todo]
-        journal = await Journal.open(self._journal_path, inputs, self.group_id)
-        self._journal = journal
-        self.group_id = journal.group_id
-        self._metadata[GROUP_METADATA_KEY] = journal.group_id
-        todo: deque[tuple[int, RunInput, RunSpec, Entry | None]] = deque()
-        unconfirmed = 0
-        try:
-            for (index, item, spec, _), entry in zip(self._todo, journal.entries, strict=True):
-                if entry.outcome is not None:
-                    run, error = decode_outcome(entry.outcome)
-                    outcome = RunOutcome(index, item, run, error, entry.run_id, replayed=True)
-                    self._replays.append(outcome)
-                elif entry.run_id is not None:
-                    self._flights[entry.run_id] = _Flight(index, item, _status(entry.status))
-                    self._group.add(entry.run_id)
-                    self.created.append(entry.run_id)
-                elif entry.key is not None:
-                    todo.append((index, item, spec, entry))
-                    self._keys.add(entry.key)
-                    unconfirmed += 1
-                else:
-                    todo.append((index, item, spec, None))
-        except (KeyError, TypeError, ValueError) as exc:
-            await journal.aclose()
-            raise _errors.JournalError(
-                f"journal {journal.path}: an outcome cannot be read back ({exc})",
-                path=journal.path,
-            ) from None
-        self._todo = todo
-        if not journal.fresh:
-            self.resumed = ResumeCounts(
-                finished=len(self._replays),
-                in_flight=len(self._flights) + unconfirmed,
-                to_start=len(todo) - unconfirmed,
+        inputs = [spec_data(spec) for _, _, spec in self._todo]
+        plan = await self._journal.open(inputs, self.group_id)
+        self.group_id = plan.group_id
+        self._metadata[GROUP_METADATA_KEY] = plan.group_id
+        items = {index: item for index, item, _ in self._todo}
+        for replay in plan.replays:
+            item = items[replay.index]
+            outcome = RunOutcome(
+                replay.index, item, replay.run, replay.error, replay.run_id, replayed=True
             )
-        if journal.took_over:
-            logger.info("journal %s: resuming after %s", journal.path, journal.took_over)
+            self._replays.append(outcome)
+        for index, run_id, status in plan.in_flight:
+            self._flights[run_id] = _Flight(index, items[index], _status(status))
+            self._group.add(run_id)
+            self.created.append(run_id)
+        taken = {replay.index for replay in plan.replays}
+        taken.update(index for index, _, _ in plan.in_flight)
+        self._todo = deque(entry for entry in self._todo if entry[0] not in taken)
+        self.resumed = plan.resumed
 
     def _replay(self) -> None:
         replays, self._replays = self._replays, []
         for outcome in replays:
             self._report(outcome)
 
-    async def _flush(self, index: int) -> None:
-        """Commit the outcome of input `index` (and all staged with it) before it is
-        handed out."""
-        mark = self._marks.pop(index, None)
-        if self._journal is not None and mark is not None:
-            await self._journal.flush(mark)
+    async def _journaled(self, index: int) -> None:
+        """The journal commits the outcome of input `index` before it is handed out."""
+        await self._journal.handing_out(index)
 
     # -- the background task (inside `async with`) --------------------------------------
 
@@ -540,10 +454,10 @@ class RunMany:
     async def _create_while_room(self) -> None:
         try:
             while not self._ready() and self._room():
-                index, item, spec, entry = self._todo.popleft()
+                index, item, spec = self._todo.popleft()
                 self._creating += 1
                 try:
-                    await self._create(index, item, spec, entry)
+                    await self._create(index, item, spec)
                 finally:
                     self._creating -= 1
                     self._group.poke()
@@ -573,24 +487,16 @@ class RunMany:
     def _stopped(self) -> bool:
         return self._stop_reason is not None or self._closed or self._remaining() <= 0
 
-    async def _create(self, index: int, item: RunInput, spec: RunSpec, entry: Entry | None) -> None:
-        journal = self._journal
-        mark = 0
-        if entry is not None and entry.key is not None:
-            key = entry.key  # journaled by an earlier process, which may have sent it
-        elif journal is not None:
-            key, mark = self._reserve(journal, index)
-        else:
-            key = uuid.uuid4().hex
-        self._keys.add(key)
+    async def _create(self, index: int, item: RunInput, spec: RunSpec) -> None:
+        key = self._journal.key_for(index)
+        self._keys.add(key.value)
         try:
-            run = None if entry is None else await self._reconcile(entry, key)
+            run = None if key.sent_at is None else await self._reconcile(key)
             if run is None:
-                if journal is not None and entry is None:
-                    await journal.flush(mark)  # durably, before the POST goes out
+                await self._journal.sending(index)  # on disk before the POST goes out
                 metadata = {**(spec.metadata or {}), **self._metadata}
                 run = await self._runs.create_spec(
-                    attrs.evolve(spec, metadata=metadata), idempotency_key=key
+                    attrs.evolve(spec, metadata=metadata), idempotency_key=key.value
                 )
         except _errors.JournalError:
             raise
@@ -599,47 +505,25 @@ class RunMany:
                 self._finish(index, item, error=exc)
             else:  # no token in time: nothing went out, so it waits its turn again
                 logger.debug("fan-out %s: input %d waits for a create token", self.group_id, index)
-                if journal is not None and entry is None:
-                    self._reserved[index] = (key, mark)
-                self._todo.appendleft((index, item, spec, entry))
+                self._journal.not_sent(index)
+                self._todo.appendleft((index, item, spec))
             return
         except _errors.CodegenError as exc:
             self._finish(index, item, error=exc)
             return
-        if journal is not None:
-            journal.stage_created(index, run.id, _status_text(run))
+        self._journal.created(index, run.id, _status_text(run))
         self.created.append(run.id)
         self._flights[run.id] = _Flight(index, item, run.status)
         self._group.add(run)
         self._emit(ProgressKind.CREATED, index, item, run=run)
 
-    def _reserve(self, journal: Journal, index: int) -> tuple[str, int]:
-        """The key of input `index` and the journal mark that makes it durable: staged
-        now together with the keys of the next fresh inputs, unless reserved already."""
-        reserved = self._reserved.pop(index, None)
-        if reserved is not None:
-            return reserved
-        now = datetime.datetime.now(datetime.timezone.utc)
-        batch = [index]
-        for next_index, _, _, entry in self._todo:
-            if len(batch) == _KEYS_PER_COMMIT:
-                break
-            if entry is None and next_index not in self._reserved:
-                batch.append(next_index)
-        keys = {i: uuid.uuid4().hex for i in batch}
-        for i, key in keys.items():
-            journal.stage_key(i, key, now)
-        mark = journal.staged
-        for i in batch[1:]:
-            self._reserved[i] = (keys[i], mark)
-        return keys[index], mark
-
-    async def _reconcile(self, entry: Entry, key: str) -> AgentRun | None:
-        """A create an earlier process journaled: its run, or None (post it, same key)."""
+    async def _reconcile(self, key: Key) -> AgentRun | None:
+        """A create an earlier process may have sent: its run, or None (post it, same key)."""
+        assert key.sent_at is not None
         return await reconcile_journaled(
-            lambda: self._runs.find_by_idempotency_key(key),
-            key,
-            entry.keyed_at or datetime.datetime.now(datetime.timezone.utc),
+            lambda: self._runs.find_by_idempotency_key(key.value),
+            key.value,
+            key.sent_at,
             self._runs.create_policy,
             self._runs.unconfirmed_creates,
         )
@@ -658,20 +542,15 @@ class RunMany:
                     self._skip_rest()
                     continue
             remaining = self._remaining()
-            wait = remaining if remaining > 0 else math.inf
-            journal = self._journal
-            if journal is not None and journal.unflushed:
-                wait = min(wait, _JOURNAL_LAG)
+            wait = min(remaining if remaining > 0 else math.inf, self._journal.due_in())
             with anyio.move_on_after(wait):
                 await self._group.changed()
-            if journal is not None and journal.unflushed_for() >= _JOURNAL_LAG:
-                await self._flush_quietly(journal)
+            await self._commit_due()
 
-    async def _flush_quietly(self, journal: Journal) -> None:
-        """Commit the run ids and statuses staged meanwhile (not fsynced: should a power
-        cut lose them, a resume finds the runs by their keys)."""
+    async def _commit_due(self) -> None:
+        """Let the journal commit what it staged meanwhile, once due."""
         try:
-            await journal.flush()
+            await self._journal.commit_due()
         except _errors.JournalError as exc:
             self._failure = self._failure or exc
             self._stop_reason = f"the journal failed: {exc}"
@@ -693,8 +572,7 @@ class RunMany:
             snapshot = watch.snapshot
             if snapshot is not None and snapshot.status != flight.status:
                 flight.status = snapshot.status
-                if self._journal is not None:
-                    self._journal.stage_status(flight.index, _status_text(snapshot))
+                self._journal.status(flight.index, _status_text(snapshot))
                 self._emit(ProgressKind.STATUS_CHANGED, flight.index, flight.input, run=snapshot)
 
     def _expire(self) -> None:
@@ -711,7 +589,7 @@ class RunMany:
 
     def _skip_rest(self) -> None:
         while self._todo:
-            index, item, _, _ = self._todo.popleft()
+            index, item, _ = self._todo.popleft()
             error = _errors.RunNotStartedError(f"items[{index}] not started: {self._stop_reason}")
             self._finish(index, item, error=error)
 
@@ -727,9 +605,7 @@ class RunMany:
         run_id: int | None = None,
     ) -> None:
         outcome = RunOutcome(index, item, None if error else run, error, run_id)
-        if self._journal is not None and _settles(error):
-            self._journal.stage_outcome(index, outcome.run, error, run_id)
-            self._marks[index] = self._journal.staged
+        self._journal.finished(index, outcome.run, error, run_id)
         self._backlog += 1
         self._report(outcome, run=run)
 

@@ -393,7 +393,8 @@ async def batch_command(s: Session) -> int:
         if fan_out.resumed is not None:
             r = fan_out.resumed
             s.out.note(
-                f"resuming: {r.finished} finished, {r.in_flight} in flight, {r.to_start} to start"
+                f"resuming: {r.finished} finished, {r.in_flight} in flight, "
+                f"{r.to_reconcile} to reconcile, {r.to_start} to start"
             )
         with open_tracker(s.out, labels, quiet=a.quiet) as tracker:
             shown.append(_fan_out_progress(s.created, tracker))

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 import codegen_async as cg
-from codegen_async._journal import SCHEMA_VERSION
+from codegen_async._journal import SCHEMA_VERSION, BatchJournal, Caller, key_digest
 from codegen_async.testing import Emulator
 
 FAST = 0.001
@@ -42,6 +42,26 @@ def rows(journal: Path) -> list[tuple[object, ...]]:
 
 
 PROMPTS = [f"task {i}" for i in range(8)]
+
+
+def connection(fan_out: cg.RunMany) -> sqlite3.Connection:
+    """The open journal's own SQLite connection (it sees what the batch committed)."""
+    batch = fan_out._journal
+    assert isinstance(batch, BatchJournal)
+    return batch._journal._conn
+
+
+def caller_of(emu: Emulator) -> Caller:
+    """Where a client of this Emulator runs, as a journal records it."""
+
+    async def org() -> int:
+        return emu.org_id
+
+    async def user() -> int:
+        return emu.user_id
+
+    base_url = emu.client_options()["base_url"]
+    return Caller(base_url, key_digest(base_url, emu.client_options()["api_key"]), org, user)
 
 
 @pytest.mark.anyio
@@ -82,8 +102,7 @@ async def test_the_key_is_in_the_journal_before_the_post(emu: Emulator, tmp_path
         if request.method == "POST" and request.url.path.endswith("/agent/run"):
             key = json.loads(request.content)["metadata"][cg.IDEMPOTENCY_METADATA_KEY]
             assert fan_out is not None
-            assert fan_out._journal is not None
-            conn = fan_out._journal._conn  # the batch's own connection: committed rows
+            conn = connection(fan_out)  # the batch's own connection: committed rows
             found = conn.execute("SELECT idx FROM inputs WHERE idem_key = ?", (key,))
             assert found.fetchone() is not None, f"key {key} sent before it was journaled"
             checked.append(key)
@@ -95,6 +114,7 @@ async def test_the_key_is_in_the_journal_before_the_post(emu: Emulator, tmp_path
     assert all(o.ok for o in outcomes)
     assert len(checked) == len(PROMPTS)
     assert {r[1] for r in rows(journal)} == set(checked)
+    assert "batch.sqlite3-sent" not in os.listdir(tmp_path)  # its marks folded in at close
     assert [r[2] for r in rows(journal)] == [o.run_id for o in outcomes]
 
 
@@ -230,8 +250,7 @@ async def test_a_full_disk_stops_the_batch_with_a_clear_error(
     async with client_of(emu) as client:
         fan_out = client.run_many(big, max_concurrency=2, journal=journal)
         async with fan_out:
-            assert fan_out._journal is not None
-            conn = fan_out._journal._conn
+            conn = connection(fan_out)
             pages = conn.execute("PRAGMA page_count").fetchone()[0]
             conn.execute(f"PRAGMA max_page_count = {pages}")  # no room to grow
             with pytest.raises(cg.JournalError, match="full") as info:
@@ -297,16 +316,22 @@ async def test_an_outcome_does_not_wait_behind_a_stuck_create(emu: Emulator) -> 
 # -- a key journaled, its answer never seen ---------------------------------------------
 
 
-async def journal_with_keys(path: Path, prompts: list[str], keys: dict[int, str]) -> None:
-    """A journal as a process killed right after committing these keys leaves it."""
+async def journal_with_keys(
+    emu: Emulator, path: Path, prompts: list[str], keys: dict[int, str], sent: set[int]
+) -> None:
+    """A journal as a process killed right after committing these keys leaves it, the
+    POSTs of `sent` marked as about to go out."""
     from datetime import datetime, timezone
 
     from codegen_async._fanout import spec_data
     from codegen_async._journal import Journal
 
-    journal = await Journal.open(str(path), [spec_data(cg.RunSpec(p)) for p in prompts], "g")
+    inputs = [spec_data(cg.RunSpec(p)) for p in prompts]
+    journal = await Journal.open(str(path), inputs, "g", caller_of(emu))
     for index, key in keys.items():
         journal.stage_key(index, key, datetime.now(timezone.utc))
+        if index in sent:
+            journal.stage_sent(index)
     await journal.aclose()
 
 
@@ -316,12 +341,15 @@ async def test_a_journaled_key_is_reconciled_not_posted_blindly(
 ) -> None:
     journal = tmp_path / "batch.sqlite3"
     prompts = ["posted before the crash", "never posted", "never keyed"]
-    await journal_with_keys(journal, prompts, {0: "key-posted", 1: "key-unsent"})
+    await journal_with_keys(emu, journal, prompts, {0: "key-posted", 1: "key-unsent"}, {0})
     seeded = emu.seed_run(prompts[0], metadata={cg.IDEMPOTENCY_METADATA_KEY: "key-posted"})
     async with client_of(emu) as client:
         fan_out = client.run_many(prompts, journal=journal)
         async with fan_out:
-            assert fan_out.resumed == cg.ResumeCounts(finished=0, in_flight=2, to_start=1)
+            # On this boot, the key never marked sent is started at once (with its key).
+            assert fan_out.resumed == cg.ResumeCounts(
+                finished=0, in_flight=0, to_start=2, to_reconcile=1
+            )
             outcomes = await fan_out.gather()
     assert all(o.ok for o in outcomes)
     assert outcomes[0].run_id == seeded["id"]  # found by its key: not created again
@@ -338,7 +366,7 @@ async def test_an_undecided_key_stays_unconfirmed_for_the_next_resume(
 ) -> None:
     journal = tmp_path / "batch.sqlite3"
     prompts = ["maybe posted"]
-    await journal_with_keys(journal, prompts, {0: "key-maybe"})
+    await journal_with_keys(emu, journal, prompts, {0: "key-maybe"}, {0})
     async with client_of(emu, max_retries=0) as client:
         await client.users.me()
         emu.faults.add("error_before", route="list_agent_runs", status=503, times=None)
@@ -352,3 +380,75 @@ async def test_an_undecided_key_stays_unconfirmed_for_the_next_resume(
         (outcome,) = await client.gather_many(prompts, journal=journal)
     assert outcome.ok
     assert emu.counters.runs_created == 1
+
+
+def _sent_column(fan_out: cg.RunMany) -> list[int]:
+    rows = connection(fan_out).execute("SELECT sent FROM inputs ORDER BY idx")
+    return [row[0] for row in rows]
+
+
+def _another_boot(journal: Path) -> None:
+    with contextlib.closing(sqlite3.connect(journal)) as conn:
+        conn.execute("UPDATE meta SET value = 'another-boot' WHERE name = 'boot_id'")
+        conn.commit()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", ["another-boot", "no-boot-id"])
+async def test_after_a_machine_crash_every_keyed_input_is_reconciled(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A sent mark is not fsynced: after a reboot (another boot id) or where the system
+    has no boot id, its absence proves nothing, so every keyed input is looked up."""
+    journal = tmp_path / "batch.sqlite3"
+    prompts = ["posted before the crash", "maybe posted", "never keyed"]
+    await journal_with_keys(emu, journal, prompts, {0: "key-posted", 1: "key-unmarked"}, set())
+    seeded = emu.seed_run(prompts[0], metadata={cg.IDEMPOTENCY_METADATA_KEY: "key-posted"})
+    if how == "another-boot":
+        _another_boot(journal)
+    else:
+        monkeypatch.setattr("codegen_async._journal._BOOT_ID_FILE", str(tmp_path / "none"))
+    async with client_of(emu) as client:
+        fan_out = client.run_many(prompts, journal=journal)
+        async with fan_out:
+            assert fan_out.resumed == cg.ResumeCounts(
+                finished=0, in_flight=0, to_start=1, to_reconcile=2
+            )
+            # Marked on disk at once: a crash now still finds them maybe sent.
+            assert _sent_column(fan_out)[:2] == [1, 1]
+            outcomes = await fan_out.gather()
+    assert all(o.ok for o in outcomes)
+    assert outcomes[0].run_id == seeded["id"]  # found by its key: not created again
+    assert emu.counters.runs_created == 2
+    assert emu.counters.duplicate_creates == 0
+
+
+def test_the_sync_twin_starts_an_unsent_key_at_once(tmp_path: Path) -> None:
+    from codegen_sync import Codegen
+
+    journal = tmp_path / "batch.sqlite3"
+    prompts = PROMPTS[:4]
+    with Emulator(time_scale=FAST, rate_limits=False, run_seconds=0.01) as emu:
+        emu.faults.add("error_before", route="create_agent_run", status=402, times=1)
+        options = {**emu.client_options(), "rate_limits": cg.RateLimits.off()}
+        with Codegen(**options) as client:
+            first = client.gather_many(prompts, journal=journal, max_concurrency=1, fail_fast=True)
+            assert [type(o.error) for o in first[1:]] == [cg.RunNotStartedError] * 3
+            # As a process killed after reserving keys leaves it: keyed, never sent.
+            with contextlib.closing(sqlite3.connect(journal)) as conn:
+                conn.execute(
+                    "UPDATE inputs SET idem_key = 'unsent-' || idx, keyed_at = ? "
+                    "WHERE outcome IS NULL",
+                    ("2026-01-01T00:00:00+00:00",),
+                )
+                conn.commit()
+            emu.reset_counters()
+            fan_out = client.run_many(prompts, journal=journal)
+            with fan_out:
+                assert fan_out.resumed == cg.ResumeCounts(
+                    finished=1, in_flight=0, to_start=3, to_reconcile=0
+                )
+                outcomes = fan_out.gather()
+        assert [o.ok for o in outcomes] == [False, True, True, True]
+        keys = sorted(run["metadata"][cg.IDEMPOTENCY_METADATA_KEY] for run in emu.runs)
+        assert keys == ["unsent-1", "unsent-2", "unsent-3"]

@@ -51,7 +51,7 @@ def test_running_the_same_batch_again_resumes_from_the_journal(
     served.reset_counters()
     code, out, err = cli(capsys, *argv)
     assert code == OK, err
-    assert err.splitlines()[0] == "resuming: 3 finished, 0 in flight, 0 to start"
+    assert err.splitlines()[0] == "resuming: 3 finished, 0 in flight, 0 to reconcile, 0 to start"
     again = json.loads(out)
     assert [o["replayed"] for o in again] == [True] * 3
     assert [o["run_id"] for o in again] == [o["run_id"] for o in first]

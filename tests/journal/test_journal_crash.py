@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 import codegen_async as cg
+from codegen_async._journal import MARKS_SUFFIX
 from codegen_async.testing import Emulator
 
 pytestmark = [pytest.mark.network, pytest.mark.skipif(os.name != "posix", reason="kill -9")]
@@ -37,6 +38,7 @@ import sys, anyio
 import codegen_async as cg
 
 url, key, org, journal, backend, n = sys.argv[1:7]
+limit = int(sys.argv[7]) if len(sys.argv) > 7 else int(n)
 
 async def main():
     client = cg.AsyncCodegen(
@@ -44,7 +46,7 @@ async def main():
         poll_policy=cg.PollPolicy().scaled(0.001),
     )
     prompts = [f"input {i}" for i in range(int(n))]
-    async with client, client.run_many(prompts, max_concurrency=int(n), journal=journal) as fan:
+    async with client, client.run_many(prompts, max_concurrency=limit, journal=journal) as fan:
         print("started", flush=True)
         async for outcome in fan:
             print("outcome", outcome.index, flush=True)
@@ -57,8 +59,10 @@ def prompts() -> list[str]:
     return [f"input {i}" for i in range(N)]
 
 
-def start_child(emu: Emulator, journal: Path, backend: str) -> subprocess.Popen[str]:
-    args = [emu.base_url, emu.api_key, str(emu.org_id), str(journal), backend, str(N)]
+def start_child(
+    emu: Emulator, journal: Path, backend: str, limit: int = N
+) -> subprocess.Popen[str]:
+    args = [emu.base_url, emu.api_key, str(emu.org_id), str(journal), backend, str(N), str(limit)]
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, *args],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -88,12 +92,17 @@ def journal_keys(journal: Path) -> dict[str, int | None]:
         return dict(rows.fetchall())
 
 
-async def resume_and_check(emu: Emulator, journal: Path) -> list[cg.RunOutcome]:
+async def resume_and_check(
+    emu: Emulator, journal: Path, resumed: cg.ResumeCounts | None = None, **extra: object
+) -> list[cg.RunOutcome]:
     options = {k: v for k, v in emu.client_options().items() if k != "rate_limits"}
+    options.update(extra)
     async with cg.AsyncCodegen(**options, rate_limits=cg.RateLimits.off()) as client:
         fan_out = client.run_many(prompts(), max_concurrency=N, journal=journal)
         async with fan_out:
             assert fan_out.resumed is not None
+            if resumed is not None:
+                assert fan_out.resumed == resumed
             outcomes = [outcome async for outcome in fan_out]
     assert sorted(o.index for o in outcomes) == list(range(N))
     assert [(o.index, o.error) for o in outcomes if not o.ok] == []
@@ -161,6 +170,47 @@ async def test_killed_while_waiting(tmp_path: Path, anyio_backend: str) -> None:
         emu.advance(7200)  # every run is finished by now
         await resume_and_check(emu, journal)
         assert emu.counters.runs_created == created  # awaited, not created again
+
+
+def sent_marks(journal: Path) -> list[int]:
+    """The inputs whose POST the killed child marked as about to go out (one byte per
+    input in the marks file beside the journal, written with no fsync)."""
+    marks = Path(f"{journal}{MARKS_SUFFIX}").read_bytes()
+    return [index for index, mark in enumerate(marks) if mark == 1]
+
+
+@pytest.mark.anyio
+async def test_after_a_process_crash_inputs_never_sent_start_at_once(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    journal = tmp_path / "batch.sqlite3"
+    emu = Emulator(time_scale=FAST, rate_limits=False, pending_seconds=0, run_seconds=3600)
+    async with emu, emu.serve(port=0):
+        proc = start_child(emu, journal, anyio_backend, limit=2)
+        seen: list[float] = []
+
+        def a_second_after_two_creates() -> bool:
+            if not seen and emu.counters.runs_created == 2:
+                seen.append(anyio.current_time())
+            return bool(seen) and anyio.current_time() - seen[0] > 1.0
+
+        await kill_when(proc, a_second_after_two_creates)
+        # Every key was reserved (one fsync for all six); two POSTs went out.
+        assert len(journal_keys(journal)) == N
+        assert len(sent_marks(journal)) == 2
+        emu.advance(7200)  # the two runs are finished by now
+        emu.configure(run_seconds=0.01)
+        # The real commit horizon (60 s, not scaled): a key reconciled would wait it out
+        # (the bound below); the four keys never sent are posted at once instead.
+        with anyio.fail_after(30):
+            await resume_and_check(
+                emu,
+                journal,
+                cg.ResumeCounts(finished=0, in_flight=2, to_start=N - 2, to_reconcile=0),
+                create_policy=cg.CreatePolicy(),
+            )
+    assert emu.counters.runs_created == N
+    assert emu.counters.requests_by_route["create_agent_run"] == N
 
 
 @pytest.mark.anyio
