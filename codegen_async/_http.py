@@ -542,15 +542,8 @@ class Pipeline:
         bucket = self._limiter.bucket(rate_class)
         token: object = None
         if bucket is not None:  # the wait for a token is part of the call's deadline
-            waited, limit = self._clock(), budget.remaining
-            try:
-                token = await bucket.acquire(limit)
-            except TimeoutError:
-                raise _errors.APITimeoutError(
-                    f"{method} {self._shown(url)} did not finish within {limit:.3g}s "
-                    "(no rate-limit token)",
-                    sent=False,
-                ) from None
+            waited = self._clock()
+            token = await bucket.acquire(budget.remaining)  # or RateLimitTimeoutError
             budget.remaining -= self._clock() - waited
         if trace is not None:
             trace.token_acquired(rate_class.value)
