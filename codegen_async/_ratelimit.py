@@ -52,6 +52,10 @@ LEASE_BOUND: Final = 300.0  # a lease's bound on its request when the call has n
 JITTER: Final = 0.02  # a wait for a shared token is spread by up to this fraction of `per`
 
 
+def _seconds(value: float) -> str:
+    return f"{value:.0f}s" if value >= 100 else f"{value:.3g}s"
+
+
 async def _wait_lock(lock: anyio.Lock, timeout: float) -> bool:
     """Take `lock` (first come, first served); False if not within `timeout`."""
     with anyio.move_on_after(timeout):
@@ -137,13 +141,13 @@ class Bucket:
         if known is None:
             when = (
                 "every token is held by a request in flight; each frees "
-                f"{self.limit.per:.3g}s after its response"
+                f"{_seconds(self.limit.per)} after its response"
             )
         else:
-            when = f"the next one frees in {known:.3g}s"
+            when = f"the next one frees in {_seconds(known)}"
         name = f"{self.rate_class} " if self.rate_class else ""
         return RateLimitTimeoutError(
-            f"no {name}rate-limit token within the {timeout:.3g}s left before the call's "
+            f"no {name}rate-limit token within the {_seconds(timeout)} left before the call's "
             f"deadline ({when}); nothing was sent",
             rate_class=self.rate_class,
             next_token_in=known,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -527,3 +528,26 @@ async def test_a_broken_tracer_turns_off_only_its_client(
         assert len(emu.runs) == 3
     assert len(otel.named(CREATE)) == 1
     assert len(_telemetry_warnings(caplog)) == 1
+
+
+def test_the_tracing_notes_page_runs(tmp_path: Path) -> None:
+    """Each Python block of docs/guide/tracing-notes.md runs as printed, in its own
+    interpreter (it installs a global tracer provider of its own)."""
+    page = (ROOT / "docs" / "guide" / "tracing-notes.md").read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```", page, re.S | re.M)
+    assert len(blocks) == 2
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEGEN_")}
+    env["PYTHONPATH"] = str(ROOT)
+    outputs = []
+    for index, code in enumerate(blocks):
+        script = tmp_path / f"block_{index}.py"
+        script.write_text(code)
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env
+        )
+        assert done.returncode == 0, f"block {index}:\n{code}\n{done.stdout}{done.stderr}"
+        outputs.append(done.stdout + done.stderr)
+    assert outputs[0].count("OpenTelemetry raised while") == 1
+    assert "COMPLETE" in outputs[0]
+    assert "no create rate-limit token" in outputs[1]
+    assert "nothing was sent" in outputs[1]
