@@ -42,7 +42,17 @@ def _env(ci: str | None) -> dict[str, str]:
 def _pytest(folder: Path, ci: str | None, source: str) -> subprocess.CompletedProcess[str]:
     shutil.copy(ROOT / "tests" / "conftest.py", folder / "conftest.py")
     (folder / "test_cases.py").write_text(source)
-    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-n", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-rs",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:xdist",
+    ]
     return subprocess.run(
         [*command, "--rootdir", str(folder), str(folder)],
         capture_output=True,
