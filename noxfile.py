@@ -1,15 +1,26 @@
 """Project tasks. `nox` runs the default set (what CI runs); `nox -s NAME` runs one.
 
 Interpreters that are not installed are skipped, so `nox` works on a machine with one
-Python; CI exposes 3.10-3.13 through pyenv and runs them all.
+Python; CI exposes 3.10-3.13 through pyenv and runs them all. The last session,
+`test_pythons`, prints which Pythons ran the tests and which did not. Under `CI=true` a
+missing interpreter fails the run, and so does any skipped test whose skip is not by
+design (`BY_DESIGN` in tests/conftest.py).
 """
 
 from __future__ import annotations
 
+import os
+
 import nox
 
-nox.options.sessions = ["lint", "types", "tests", "contract", "soak"]
-nox.options.error_on_missing_interpreters = False
+
+def _ci() -> bool:
+    """CI=true (or 1/yes): what was skipped fails the run (tests/conftest.py agrees)."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+nox.options.sessions = ["lint", "types", "tests", "contract", "soak", "test_pythons"]
+nox.options.error_on_missing_interpreters = _ci()
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
@@ -25,15 +36,38 @@ TEST_DEPS = [
     "pytest-xdist>=3.5",  # most tests wait on emulated time: two workers halve the wall
     "opentelemetry-sdk>=1.20",  # tracing tests (in-memory exporters; pulls opentelemetry-api)
     "redis>=5",  # shared rate limits against a real redis-server (tests/http/test_stores.py)
+    "rich>=13",  # the CLI's tables and live display (tests/cli: the pty tests need it)
+    "tomli>=2; python_version < '3.11'",  # tests/project/test_repository.py reads TOML
+    "nox>=2024.4",  # tests/project/test_ci_skips.py runs the `test_pythons` report
 ]
+# The Pythons whose `tests` session ran in this nox process (`test_pythons` reports them).
+_TESTED: list[str] = []
 
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The test suite, every async test under asyncio and trio."""
+    """The test suite, every async test under asyncio and trio (`-rs`: every skip and
+    its reason is listed)."""
+    _TESTED.append(str(session.python))
+    session.notify("test_pythons")  # the report comes last, however the run was chosen
     session.install("-e", ".", *TEST_DEPS)
     args = session.posargs or ["-n", "2"]
-    session.run("pytest", "--ignore=tests/api/test_contract.py", *args)
+    session.run("pytest", "--ignore=tests/api/test_contract.py", "-rs", *args)
+
+
+@nox.session(python=False)
+def test_pythons(session: nox.Session) -> None:
+    """Which Pythons ran the tests in this `nox` run and which did not (interpreter not
+    found, or not selected). Under CI=true every one must have run."""
+    ran = [python for python in PYTHONS if python in _TESTED]
+    missing = [python for python in PYTHONS if python not in _TESTED]
+    session.log(f"tests ran on Python: {', '.join(ran) or 'none'}")
+    if not missing:
+        return
+    text = f"tests did NOT run on Python: {', '.join(missing)} (no interpreter, or not selected)"
+    if _ci():
+        session.error(f"{text}; CI=true needs all of {', '.join(PYTHONS)}")
+    session.warn(text)
 
 
 @nox.session(python="3.11")

@@ -2,7 +2,7 @@
 
 ```
 CodegenError
-├── APIConnectionError ── APITimeoutError
+├── APIConnectionError ── APITimeoutError ── RateLimitTimeoutError (.rate_class, .next_token_in)
 ├── APIStatusError(status_code, message, body, request_id)
 │   ├── BadRequestError 400          ├── AuthenticationError 401
 │   ├── AgentRunLimitReachedError 402├── PermissionDeniedError 403
@@ -46,6 +46,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimitTimeoutError",
     "ResponseValidationError",
     "RunNotStartedError",
     "ServerError",
@@ -81,6 +82,25 @@ class APITimeoutError(APIConnectionError):
 
     def __init__(self, message: str = "Request timed out.", *, sent: bool = True) -> None:
         super().__init__(message, sent=sent)
+
+
+class RateLimitTimeoutError(APITimeoutError):
+    """No client-side rate-limit token came free before the call's deadline, so nothing
+    was sent (`.sent` is always False). `.rate_class` names the bucket ("create",
+    "standard", ...); `.next_token_in` is the seconds until its next token frees, as
+    known when the wait gave up (None: every token is held by a request still in flight,
+    and each frees one window after its response)."""
+
+    def __init__(
+        self,
+        message: str = "No rate-limit token before the deadline; nothing was sent.",
+        *,
+        rate_class: str = "",
+        next_token_in: float | None = None,
+    ) -> None:
+        super().__init__(message, sent=False)
+        self.rate_class = rate_class
+        self.next_token_in = next_token_in
 
 
 class APIStatusError(CodegenError):

@@ -503,10 +503,15 @@ class RunMany:
         except _errors.APITimeoutError as exc:
             if exc.sent:
                 self._finish(index, item, error=exc)
-            else:  # no token in time: nothing went out, so it waits its turn again
+            else:  # RateLimitTimeoutError (no token in time) or a create deadline passed
+                # before its POST: nothing went out, so it waits its turn again
                 logger.debug("fan-out %s: input %d waits for a create token", self.group_id, index)
                 self._journal.not_sent(index)
                 self._todo.appendleft((index, item, spec))
+                if isinstance(exc, _errors.RateLimitTimeoutError) and exc.next_token_in:
+                    # It gave up at once (the token frees after its deadline): wait for
+                    # that token rather than ask again at once, over and over.
+                    await anyio.sleep(min(exc.next_token_in, max(0.0, self._remaining())))
             return
         except _errors.CodegenError as exc:
             self._finish(index, item, error=exc)

@@ -473,15 +473,8 @@ class Pipeline:
         bucket = self._limiter.bucket(op.rate_class)
         token: object = None
         if bucket is not None:  # the wait for a token is part of the call's deadline
-            waited, limit = self._clock(), budget.remaining
-            try:
-                token = await bucket.acquire(limit)
-            except TimeoutError:
-                raise _errors.APITimeoutError(
-                    f"{method} {self._shown(str(built.url))} did not finish within "
-                    f"{limit:.3g}s (no rate-limit token)",
-                    sent=False,
-                ) from None
+            waited = self._clock()
+            token = await bucket.acquire(budget.remaining)  # or RateLimitTimeoutError
             budget.remaining -= self._clock() - waited
         if trace is not None:
             trace.token_acquired(op.rate_class.value)

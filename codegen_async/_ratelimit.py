@@ -10,7 +10,9 @@ A 429 from the server slows the bucket (its capacity x0.7, and nothing is sent b
 server's Retry-After, held at most one window `per`: the error still reports the whole
 value); each quiet window afterwards restores capacity by the same factor. Waiting for a
 token is an ordinary anyio wait: cancel scopes interrupt it, and `acquire(timeout)` raises
-`TimeoutError` rather than wait past the call's deadline.
+`RateLimitTimeoutError` (nothing was sent; it names the rate class and when the next
+token frees) rather than wait past the call's deadline, at once when it can tell the
+next token frees too late.
 
 `Bucket` keeps its tokens in this process. `SharedBucket` also keeps them in a store
 (`_stores`: SQLite or Redis) that other processes share, as leases with the same rule: a
@@ -35,6 +37,7 @@ from typing import Any, Final
 import anyio
 
 from ._config import RateLimits, RateLimitStatus
+from ._errors import RateLimitTimeoutError
 from ._limits import Limit, RateClass
 from ._stores import Store, StoreUnavailable, bucket_key, open_store, redact_url
 
@@ -50,12 +53,16 @@ LEASE_BOUND: Final = 300.0  # a lease's bound on its request when the call has n
 JITTER: Final = 0.02  # a wait for a shared token is spread by up to this fraction of `per`
 
 
-async def _wait_lock(lock: anyio.Lock, timeout: float) -> None:
-    """Take `lock` (first come, first served) or raise TimeoutError after `timeout`."""
+def _seconds(value: float) -> str:
+    return f"{value:.0f}s" if value >= 100 else f"{value:.3g}s"
+
+
+async def _wait_lock(lock: anyio.Lock, timeout: float) -> bool:
+    """Take `lock` (first come, first served); False if not within `timeout`."""
     with anyio.move_on_after(timeout):
         await lock.acquire()
-        return
-    raise TimeoutError
+        return True
+    return False
 
 
 class Bucket:
@@ -71,10 +78,18 @@ class Bucket:
         "_returns",
         "_scale",
         "limit",
+        "rate_class",
     )
 
-    def __init__(self, limit: Limit, *, clock: Callable[[], float] = anyio.current_time) -> None:
+    def __init__(
+        self,
+        limit: Limit,
+        *,
+        clock: Callable[[], float] = anyio.current_time,
+        rate_class: RateClass | None = None,
+    ) -> None:
         self.limit = limit
+        self.rate_class = "" if rate_class is None else rate_class.value
         self._clock = clock
         self._in_flight = 0
         self._returns: deque[float] = deque()  # when each spent token comes back, ascending
@@ -95,8 +110,9 @@ class Bucket:
             self._scale = min(1.0, self._scale / _SLOWDOWN)
             self._last_change = now
 
-    def _try_take(self, now: float) -> float:
-        """Take a token and return 0, or return how long to wait before trying again."""
+    def _wait_for(self, now: float) -> float:
+        """Seconds until a token is free: 0 now, inf while every token is in flight (one
+        frees a window after its request finishes)."""
         if now < self._hold_until:
             return self._hold_until - now
         returns = self._returns
@@ -104,19 +120,48 @@ class Bucket:
             returns.popleft()
         capacity = self.capacity
         if self._in_flight + len(returns) < capacity:
-            self._in_flight += 1
             return 0.0
         if len(returns) and self._in_flight < capacity:
             return returns[0] - now
-        return math.inf  # every token is in flight: wait for one to finish
+        return math.inf
+
+    def _try_take(self, now: float) -> float:
+        """Take a token and return 0, or return how long to wait before trying again."""
+        delay = self._wait_for(now)
+        if delay == 0.0:
+            self._in_flight += 1
+        return delay
+
+    def no_token(self, timeout: float, next_in: float | None = None) -> RateLimitTimeoutError:
+        """The error of a wait for a token that gave up after (or, seeing the next token
+        free too late, before) `timeout` seconds; `next_in`: when the next one frees
+        (None: as the bucket sees it now)."""
+        if next_in is None:
+            next_in = self._wait_for(self._clock())
+        known = None if math.isinf(next_in) else max(0.0, next_in)
+        if known is None:
+            when = (
+                "every token is held by a request in flight; each frees "
+                f"{_seconds(self.limit.per)} after its response"
+            )
+        else:
+            when = f"the next one frees in {_seconds(known)}"
+        name = f"{self.rate_class} " if self.rate_class else ""
+        return RateLimitTimeoutError(
+            f"no {name}rate-limit token within the {_seconds(timeout)} left before the call's "
+            f"deadline ({when}); nothing was sent",
+            rate_class=self.rate_class,
+            next_token_in=known,
+        )
 
     async def acquire(self, timeout: float = math.inf) -> None:
         """Take a token, waiting (first come, first served) until one is free; raise
-        TimeoutError rather than wait longer than `timeout` seconds."""
+        RateLimitTimeoutError rather than wait longer than `timeout` seconds."""
         if not self._fifo.locked() and self._try_take(self._clock()) == 0.0:
             return
         deadline = self._clock() + timeout
-        await _wait_lock(self._fifo, timeout)
+        if not await _wait_lock(self._fifo, timeout):
+            raise self.no_token(timeout)
         try:
             while True:
                 now = self._clock()
@@ -124,12 +169,12 @@ class Bucket:
                 if delay == 0.0:
                     return
                 if now + delay > deadline and not math.isinf(delay):
-                    raise TimeoutError  # the token frees up too late: fail now
+                    raise self.no_token(timeout, delay)  # it frees up too late: fail now
                 changed = self._changed = self._changed or anyio.Event()
                 with anyio.move_on_after(min(delay, deadline - now)):
                     await changed.wait()
                 if self._clock() >= deadline:
-                    raise TimeoutError
+                    raise self.no_token(timeout)
         finally:
             self._fifo.release()
 
@@ -288,12 +333,14 @@ class SharedBucket:
         key: str,
         *,
         clock: Callable[[], float] = anyio.current_time,
+        rate_class: RateClass | None = None,
     ) -> None:
         self.limit = limit
         self._link = link
         self._key = key
         self._clock = clock
-        self._local = Bucket(limit, clock=clock)  # the fallback, and the 429 slow-down
+        # The fallback, and the 429 slow-down.
+        self._local = Bucket(limit, clock=clock, rate_class=rate_class)
         self._fifo = anyio.Lock()
 
     @property
@@ -303,21 +350,22 @@ class SharedBucket:
     async def acquire(self, timeout: float = math.inf) -> object:
         """Take a token and return it for `release`: one of this process's own bucket
         (which also counts what this process sent while the store was away) and, while
-        the store answers, a lease in the store. Raise TimeoutError rather than wait
-        longer than `timeout`."""
+        the store answers, a lease in the store. Raise RateLimitTimeoutError rather than
+        wait longer than `timeout`."""
         deadline = self._clock() + timeout
-        await _wait_lock(self._fifo, timeout)
+        if not await _wait_lock(self._fifo, timeout):
+            raise self._local.no_token(timeout)
         try:
             await self._local.acquire(deadline - self._clock())
             try:
-                return await self._take_lease(deadline)
+                return await self._take_lease(deadline, timeout)
             except BaseException:
                 self._local.give_back(sent=False)
                 raise
         finally:
             self._fifo.release()
 
-    async def _take_lease(self, deadline: float) -> object:
+    async def _take_lease(self, deadline: float, timeout: float) -> object:
         while self._link.up:
             now = self._clock()
             lease = secrets.token_hex(8)
@@ -330,8 +378,8 @@ class SharedBucket:
             if answer.taken:
                 return lease
             delay = answer.wait + random.uniform(0.0, JITTER * self.limit.per)
-            if self._clock() + delay > deadline:
-                raise TimeoutError
+            if self._clock() + delay > deadline:  # the store's next token frees too late
+                raise self._local.no_token(timeout, answer.wait)
             await anyio.sleep(delay)
         return _LOCAL  # the store is away: the local token alone limits this request
 
@@ -394,11 +442,17 @@ class RateLimiter:
             self._link = StoreLink(limits.store, clock=clock)
         link = self._link
         if link is None or identity is None:
-            self._buckets = {rc: Bucket(lim, clock=clock) for rc, lim in limits.limits.items()}
+            self._buckets = {
+                rc: Bucket(lim, clock=clock, rate_class=rc) for rc, lim in limits.limits.items()
+            }
         else:
             self._buckets = {
                 rc: SharedBucket(
-                    lim, link, bucket_key(identity[0], identity[1], rc.value), clock=clock
+                    lim,
+                    link,
+                    bucket_key(identity[0], identity[1], rc.value),
+                    clock=clock,
+                    rate_class=rc,
                 )
                 for rc, lim in limits.limits.items()
             }

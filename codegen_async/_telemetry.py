@@ -25,11 +25,20 @@ What is reported (HTTP names follow the OpenTelemetry HTTP client conventions):
 
 Nothing user-supplied is ever an attribute: no key, no prompt (only its length), no
 result, no metadata; ids only.
+
+The tracer and meter providers, span processors, samplers and exemplar filters are the
+user's code: any of them may raise. Every hook below is guarded at its boundary (one
+`try` per hook, not per line): the first exception logs one WARNING on the
+`codegen_async` logger naming what failed, and turns telemetry off for that client (no
+further call into the user's objects, apart from detaching a context this client
+attached, which restores the caller's context); the SDK call itself goes on.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import math
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -64,6 +73,18 @@ _PROVIDER_CHECK_INTERVAL = 1.0  # seconds between looks for a newly set provider
 _TOKEN_WAIT_SPAN = 0.001  # seconds: a shorter wait for a token is only a metric
 _STATUS_EVENT = "codegen.agent_run.status"
 
+logger = logging.getLogger("codegen_async")
+
+
+def _warn(error: Exception, what: str) -> None:
+    logger.warning(
+        "OpenTelemetry raised while %s (%s: %s): tracing and metrics are off for this "
+        "client from now on; the call itself went on",
+        what,
+        type(error).__name__,
+        error,
+    )
+
 
 @functools.lru_cache(maxsize=512)  # polling asks for the same few paths again and again
 def url_template(path: str) -> str:
@@ -83,6 +104,9 @@ def load(enabled: bool, base_url: str) -> Telemetry | None:
     try:
         return Telemetry(base_url)
     except ImportError:
+        return None
+    except Exception as error:  # the user's provider: get_tracer, get_meter, instruments
+        _warn(error, "setting up the client's tracer and meter")
         return None
 
 
@@ -104,6 +128,7 @@ class Telemetry:
         self._metrics: Any = metrics
         self._providers_set = False
         self._next_check = 0.0
+        self.off = False  # set for good by the first exception from the user's objects
         self.tracer: Any = trace.get_tracer("codegen_async", __version__)
         meter = metrics.get_meter("codegen_async", __version__)
         parts = urlsplit(base_url)
@@ -154,6 +179,17 @@ class Telemetry:
         )
         return self._providers_set
 
+    def broke(self, error: Exception, what: str) -> None:
+        """A call into the user's OpenTelemetry objects raised while `what`: turn telemetry
+        off for this client (`active()` stays False, every hook returns at once) and say
+        so, once."""
+        if self.off:
+            return
+        self.off = True
+        self._providers_set = False
+        self._next_check = math.inf
+        _warn(error, what)
+
     # -- the pieces the hooks use --------------------------------------------------------
 
     def start(
@@ -166,7 +202,12 @@ class Telemetry:
         return self._context.attach(self._trace.set_span_in_context(span))
 
     def detach(self, token: Any) -> None:
-        self._context.detach(token)
+        """Restore the context `attach` replaced (even once off: the caller's context must
+        not keep this client's span); a failure here turns telemetry off."""
+        try:
+            self._context.detach(token)
+        except Exception as error:
+            self.broke(error, "detaching a span's context")
 
     def fail(self, span: Any, error_type: str, description: str | None = None) -> None:
         span.set_attribute("error.type", error_type)
@@ -219,8 +260,11 @@ class CallTrace:
     def __enter__(self) -> CallTrace:
         attrs = self.attributes
         name = f"{attrs['http.request.method']} {attrs['url.template']}"
-        self.span = self._tel.start(name, attrs, client=True)
-        self._token = self._tel.attach(self.span)
+        try:
+            self.span = self._tel.start(name, attrs, client=True)
+            self._token = self._tel.attach(self.span)
+        except Exception as error:
+            self._tel.broke(error, f"starting the span of {name}")
         return self
 
     def __exit__(
@@ -229,9 +273,13 @@ class CallTrace:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        attempt = self._end_attempt(exc)
-        span = self.span
+        tel, span = self._tel, self.span
+        if self._token is not None:
+            tel.detach(self._token)
+        if tel.off:
+            return
         try:
+            attempt = self._end_attempt(exc)
             if attempt is not None:
                 if self._retried:
                     self._attempt_span(attempt)
@@ -241,14 +289,17 @@ class CallTrace:
                 if attempt[4] is not None:
                     span.set_attribute("codegen.request_id", attempt[4])
             if exc is not None:
-                self._tel.fail(span, _error_type(exc), type(exc).__name__)
+                tel.fail(span, _error_type(exc), type(exc).__name__)
             elif self._create:
-                self._tel.runs_created.add(1)
-        finally:
+                tel.runs_created.add(1)
             span.end()
-            self._tel.detach(self._token)
+        except Exception as error:
+            tel.broke(error, f"ending the span of {self._name()}")
 
     # -- called by the pipeline ----------------------------------------------------------
+
+    def _name(self) -> str:
+        return f"{self.attributes['http.request.method']} {self.attributes['url.template']}"
 
     def queued(self) -> None:
         """The attempt starts waiting for its rate-limit token."""
@@ -256,17 +307,23 @@ class CallTrace:
 
     def token_acquired(self, rate_class: str) -> None:
         """It has its token: the wait becomes a metric, and a span when it was long."""
+        tel = self._tel
+        if tel.off:
+            return
         now = time.time_ns()
         waited = (now - self._queued) / 1e9
-        self._tel.token_wait.record(waited, _rate_class_attributes(rate_class))
-        if waited >= _TOKEN_WAIT_SPAN:
-            wait = self._tel.start(
-                "codegen.rate_limit.wait",
-                {"codegen.rate_class": rate_class},
-                context=self._tel._trace.set_span_in_context(self.span),
-                start_time=self._queued,
-            )
-            wait.end(now)
+        try:
+            tel.token_wait.record(waited, _rate_class_attributes(rate_class))
+            if waited >= _TOKEN_WAIT_SPAN:
+                wait = tel.start(
+                    "codegen.rate_limit.wait",
+                    {"codegen.rate_class": rate_class},
+                    context=tel._trace.set_span_in_context(self.span),
+                    start_time=self._queued,
+                )
+                wait.end(now)
+        except Exception as error:
+            tel.broke(error, f"recording the rate-limit wait of {self._name()}")
 
     def sent(self) -> None:
         """An attempt goes out."""
@@ -280,15 +337,22 @@ class CallTrace:
         attempt[1], attempt[2], attempt[4] = time.time_ns(), status_code, request_id
         if status_code >= 400:
             attempt[3] = str(status_code)
-        if status_code == 429:
-            self._tel.rate_limited.add(1, self._metric_attributes(attempt))
+        if status_code == 429 and not self._tel.off:
+            try:
+                self._tel.rate_limited.add(1, self._metric_attributes(attempt))
+            except Exception as error:
+                self._tel.broke(error, f"counting a 429 of {self._name()}")
 
     def retrying(self, error: BaseException) -> None:
         """The attempt failed and the call will try again."""
-        attempt = self._end_attempt(error)
-        if attempt is not None:
-            self._attempt_span(attempt)
-            self._tel.retries.add(1, self._metric_attributes(attempt))
+        if not self._tel.off:
+            try:
+                attempt = self._end_attempt(error)
+                if attempt is not None:
+                    self._attempt_span(attempt)
+                    self._tel.retries.add(1, self._metric_attributes(attempt))
+            except Exception as exc:
+                self._tel.broke(exc, f"recording a retried attempt of {self._name()}")
         self._retried += 1
 
     # -- helpers -------------------------------------------------------------------------
@@ -348,48 +412,67 @@ class RunTrace:
 
     def open(self, waiter: object, run: Any) -> None:
         """`waiter` starts waiting (its span's parent is the current span)."""
-        if waiter in self.spans:  # the same waiter again (a group adding a run twice)
-            return
+        if waiter in self.spans or self._tel.off:  # the same waiter again: a group adding
+            return  # a run twice
         attrs: dict[str, Any] = {"codegen.agent_run.id": self.run_id}
         if run is not None and run.status is not None:
             attrs["codegen.agent_run.status"] = str(run.status)
-        self.spans[waiter] = self._tel.start("codegen.agent_run.wait", attrs)
+        try:
+            self.spans[waiter] = self._tel.start("codegen.agent_run.wait", attrs)
+        except Exception as error:
+            self._tel.broke(error, f"starting the wait span of run {self.run_id}")
 
     def enter(self, waiter: object) -> None:
         """Make the waiter's span the current one until it stops waiting (same task)."""
-        self._tokens[waiter] = self._tel.attach(self.spans[waiter])
+        span = self.spans.get(waiter)
+        if span is None or self._tel.off:
+            return
+        try:
+            self._tokens[waiter] = self._tel.attach(span)
+        except Exception as error:
+            self._tel.broke(error, f"entering the wait span of run {self.run_id}")
 
     def changed(self, run: Any) -> None:
         """The run's status changed: an event on every waiter's span, metrics at the end."""
+        tel = self._tel
+        if tel.off:
+            return
         event = {"codegen.agent_run.status": str(run.status)}
-        for span in self.spans.values():
-            span.add_event(_STATUS_EVENT, event)
-        if run.is_terminal and not self._finished:
-            self._finished = True
-            self._tel.runs_finished.add(1, event)
-            if not run.succeeded:
-                self._tel.runs_failed.add(1, event)
+        try:
+            for span in self.spans.values():
+                span.add_event(_STATUS_EVENT, event)
+            if run.is_terminal and not self._finished:
+                self._finished = True
+                tel.runs_finished.add(1, event)
+                if not run.succeeded:
+                    tel.runs_failed.add(1, event)
+        except Exception as error:
+            tel.broke(error, f"recording a status change of run {self.run_id}")
 
     def close(self, waiter: object, run: Any, error: BaseException | None) -> None:
         """`waiter` stops waiting: `run` is the last snapshot (None if none), `error` why
         the wait failed; a run not terminal means the wait was left (the exception being
         raised, if any, names why)."""
+        tel = self._tel
         span = self.spans.pop(waiter, None)
         token = self._tokens.pop(waiter, None)
         if token is not None:
-            self._tel.detach(token)
-        if span is None:
+            tel.detach(token)
+        if span is None or tel.off:
             return
-        if run is not None and run.status is not None:
-            span.set_attribute("codegen.agent_run.status", str(run.status))
-        if error is not None:
-            self._tel.fail(span, _error_type(error))
-        elif run is None or not run.is_terminal:
-            leaving = sys.exc_info()[1]
-            self._tel.fail(span, "unfinished" if leaving is None else _error_type(leaving))
-        elif not run.succeeded:
-            self._tel.fail(span, str(run.status), f"the run ended {run.status}")
-        span.end()
+        try:
+            if run is not None and run.status is not None:
+                span.set_attribute("codegen.agent_run.status", str(run.status))
+            if error is not None:
+                tel.fail(span, _error_type(error))
+            elif run is None or not run.is_terminal:
+                leaving = sys.exc_info()[1]
+                tel.fail(span, "unfinished" if leaving is None else _error_type(leaving))
+            elif not run.succeeded:
+                tel.fail(span, str(run.status), f"the run ended {run.status}")
+            span.end()
+        except Exception as exc:
+            tel.broke(exc, f"ending the wait span of run {self.run_id}")
 
 
 class FanOutTrace:
@@ -422,40 +505,67 @@ class FanOutTrace:
 
     def enter(self) -> None:
         """Make the span current for one step of the fan-out (its creates and waits)."""
-        if self.span is None:
-            self.span = self._tel.start(self._name, {"codegen.fan_out.inputs": self._inputs})
-        self._token = self._tel.attach(self.span)
+        tel = self._tel
+        if tel.off:
+            return
+        try:
+            if self.span is None:
+                self.span = tel.start(self._name, {"codegen.fan_out.inputs": self._inputs})
+            self._token = tel.attach(self.span)
+        except Exception as error:
+            tel.broke(error, f"entering the span {self._name}")
 
     def leave(self) -> None:
-        self._tel.detach(self._token)
+        token, self._token = self._token, None
+        if token is not None:
+            self._tel.detach(token)
 
     def end(self) -> None:
-        span = self.span
-        if span is None or not span.is_recording():
+        span, tel = self.span, self._tel
+        if span is None or tel.off:
             return
-        for name, value in self.counts.items():
-            span.set_attribute(f"codegen.fan_out.{name}", value)
-        span.end()
+        try:
+            if not span.is_recording():
+                return
+            for name, value in self.counts.items():
+                span.set_attribute(f"codegen.fan_out.{name}", value)
+            span.end()
+        except Exception as error:
+            tel.broke(error, f"ending the span {self._name}")
 
 
 def fan_out(tel: Telemetry | None, inputs: int, on_progress: Any) -> FanOutTrace | None:
     """The trace of a `run_many` with `inputs` inputs (None when not tracing)."""
-    return None if tel is None else FanOutTrace(tel, "codegen.run_many", inputs, on_progress)
+    if tel is None or tel.off:
+        return None
+    return FanOutTrace(tel, "codegen.run_many", inputs, on_progress)
 
 
 @contextmanager
 def span(tel: Telemetry | None, name: str, attributes: Mapping[str, Any]) -> Iterator[None]:
     """A span around a block (nothing when `tel` is None); an exception marks it failed."""
-    if tel is None:
+    if tel is None or tel.off:
         yield
         return
-    current = tel.start(name, attributes)
-    token = tel.attach(current)
+    current = token = None
+    try:
+        current = tel.start(name, attributes)
+        token = tel.attach(current)
+    except Exception as error:
+        tel.broke(error, f"starting the span {name}")
+    failed: BaseException | None = None
     try:
         yield
     except BaseException as exc:
-        tel.fail(current, _error_type(exc), type(exc).__name__)
+        failed = exc
         raise
     finally:
-        tel.detach(token)
-        current.end()
+        if token is not None:
+            tel.detach(token)
+        if current is not None and not tel.off:
+            try:
+                if failed is not None:
+                    tel.fail(current, _error_type(failed), type(failed).__name__)
+                current.end()
+            except Exception as error:
+                tel.broke(error, f"ending the span {name}")

@@ -1,17 +1,17 @@
 """OpenTelemetry: the span trees of `run()` and `run_many`, HTTP attribute names, retries,
-rate-limit waits, metrics, the sync facade's context, and no secret in any of it.
+rate-limit waits, metrics, the sync facade's context, no secret in any of it, and a
+tracer or meter that raises never breaking a call.
 
 The SDK's in-memory exporter and metric reader are installed once per process as the
-global providers (OpenTelemetry allows that once). A sampler records spans only while a
-test of this module holds the `otel` fixture, so other tests in the same worker pay
-nothing; metrics use delta temporality, so each collect holds only what came since the
-previous one.
+global providers (see `tests/_otel.py`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -20,21 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import (
-    Counter,
-    Histogram,
-    MeterProvider,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    UpDownCounter,
-)
-from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
 
 from codegen_async import AsyncCodegen, RateLimits
 from codegen_async._convert import unstructure
@@ -42,6 +29,8 @@ from codegen_async._telemetry import url_template
 from codegen_async.models import AgentRun
 from codegen_async.testing import Emulator
 from codegen_sync import Codegen
+
+from .._otel import FAULT_NAMES, Otel, faulty, recording
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "tests" / "spec" / "codegen-openapi.json"
@@ -59,97 +48,10 @@ HTTP_ATTRIBUTES = {
 }
 
 
-class _Switch(Sampler):
-    """Records spans only while `on` (a test of this module is running)."""
-
-    on = False
-
-    def should_sample(
-        self,
-        parent: Any,
-        trace_id: int,
-        name: str,
-        kind: Any = None,
-        attributes: Any = None,
-        *args: Any,
-        **kwargs: Any,
-    ) -> SamplingResult:
-        if not self.on:
-            return SamplingResult(Decision.DROP)
-        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
-
-    def get_description(self) -> str:
-        return "switch"
-
-
-_SWITCH = _Switch()
-_EXPORTER = InMemorySpanExporter()
-_DELTA = dict.fromkeys(
-    (
-        Counter,
-        UpDownCounter,
-        Histogram,
-        ObservableCounter,
-        ObservableUpDownCounter,
-        ObservableGauge,
-    ),
-    AggregationTemporality.DELTA,
-)
-_READER = InMemoryMetricReader(preferred_temporality=_DELTA)
-_installed = False
-
-
-class Otel:
-    """What one test recorded."""
-
-    def spans(self) -> list[ReadableSpan]:
-        return list(_EXPORTER.get_finished_spans())
-
-    def named(self, name: str) -> list[ReadableSpan]:
-        return [s for s in self.spans() if s.name == name]
-
-    def children(self, parent: ReadableSpan) -> list[ReadableSpan]:
-        return [
-            s
-            for s in self.spans()
-            if s.parent is not None and s.parent.span_id == parent.context.span_id
-        ]
-
-    def metrics(self) -> dict[str, list[tuple[dict[str, Any], float]]]:
-        """name -> [(attributes, value or count)] since the last call."""
-        found: dict[str, list[tuple[dict[str, Any], float]]] = {}
-        data = _READER.get_metrics_data()
-        for resource in data.resource_metrics if data else ():
-            for scope in resource.scope_metrics:
-                for metric in scope.metrics:
-                    for point in metric.data.data_points:
-                        value = getattr(point, "value", None)
-                        value = point.count if value is None else value  # type: ignore[attr-defined]
-                        found.setdefault(metric.name, []).append((dict(point.attributes), value))
-        return found
-
-    def total(self, found: dict[str, list[tuple[dict[str, Any], float]]], name: str) -> float:
-        return sum(value for _, value in found.get(name, []))
-
-
 @pytest.fixture
 def otel() -> Iterator[Otel]:
-    global _installed
-    if not _installed:
-        provider = TracerProvider(sampler=_SWITCH)
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        trace.set_tracer_provider(provider)
-        metrics.set_meter_provider(MeterProvider(metric_readers=[_READER]))
-        _installed = True
-    _EXPORTER.clear()
-    recorder = Otel()
-    recorder.metrics()  # drop what other tests recorded
-    _SWITCH.on = True
-    try:
+    with recording() as recorder:
         yield recorder
-    finally:
-        _SWITCH.on = False
-        _EXPORTER.clear()
 
 
 def _is_child(span: ReadableSpan, parent: ReadableSpan) -> bool:
@@ -562,3 +464,90 @@ def test_url_templates_are_the_specs_paths() -> None:
         assert url_template(concrete) == template
     assert url_template("/v1/run") == "/v1/run"
     assert url_template("/v1/unknown/5") == "/v1/unknown/{id}"
+
+
+# -- the user's tracer or meter raising ------------------------------------------------
+
+
+def _telemetry_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "codegen_async" and r.levelno == logging.WARNING
+    ]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("fault", FAULT_NAMES)
+async def test_a_raising_tracer_never_breaks_a_call(
+    otel: Otel, fault: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A span processor, provider, sampler or instrument that raises: every call goes
+    on, one WARNING names what failed, no run is created twice, and the client stops
+    calling the broken piece."""
+    caplog.set_level(logging.WARNING, logger="codegen_async")
+    async with Emulator(time_scale=0.001, failure_rate=0.0) as emu:
+        with faulty(fault) as faults:
+            async with AsyncCodegen(**emu.client_options()) as client:
+                created = await client.agent_runs.create("one")
+                run = await client.run("two")
+                page = await client.agent_runs.list_page()
+                outcomes = await client.gather_many(["three", "four"], max_concurrency=2)
+                again = await client.run("five")
+                telemetry = client._shared.telemetry
+        assert created.id > 0
+        assert run.succeeded
+        assert again.succeeded
+        assert all(outcome.ok for outcome in outcomes)
+        assert {r.id for r in page.items} >= {created.id, run.id}
+        assert sorted(emu.prompts.values()) == ["five", "four", "one", "three", "two"]
+    assert faults.raised == 1  # the broken piece was called once, then never again
+    assert telemetry is None or telemetry.off
+    (warning,) = _telemetry_warnings(caplog)
+    assert f"the user's {fault} is broken" in warning
+    assert "tracing and metrics are off for this client" in warning
+    assert "OpenTelemetry raised while" in warning
+
+
+@pytest.mark.anyio
+async def test_a_broken_tracer_turns_off_only_its_client(
+    otel: Otel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another client, made after, traces as before; the public switch still works."""
+    caplog.set_level(logging.WARNING, logger="codegen_async")
+    async with Emulator(time_scale=0.001) as emu:
+        async with AsyncCodegen(**emu.client_options()) as broken:
+            with faulty("on_end"):
+                await broken.agent_runs.create("one")
+            await broken.agent_runs.create("two")
+        assert otel.named(CREATE) == []  # the span whose end raised never reached the export
+        async with AsyncCodegen(**emu.client_options()) as fine:
+            await fine.agent_runs.create("three")
+        async with AsyncCodegen(**emu.client_options(), tracing=False) as off:
+            assert off._shared.telemetry is None
+        assert len(emu.runs) == 3
+    assert len(otel.named(CREATE)) == 1
+    assert len(_telemetry_warnings(caplog)) == 1
+
+
+def test_the_tracing_notes_page_runs(tmp_path: Path) -> None:
+    """Each Python block of docs/guide/tracing-notes.md runs as printed, in its own
+    interpreter (it installs a global tracer provider of its own)."""
+    page = (ROOT / "docs" / "guide" / "tracing-notes.md").read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```", page, re.S | re.M)
+    assert len(blocks) == 2
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEGEN_")}
+    env["PYTHONPATH"] = str(ROOT)
+    outputs = []
+    for index, code in enumerate(blocks):
+        script = tmp_path / f"block_{index}.py"
+        script.write_text(code)
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env
+        )
+        assert done.returncode == 0, f"block {index}:\n{code}\n{done.stdout}{done.stderr}"
+        outputs.append(done.stdout + done.stderr)
+    assert outputs[0].count("OpenTelemetry raised while") == 1
+    assert "COMPLETE" in outputs[0]
+    assert "no create rate-limit token" in outputs[1]
+    assert "nothing was sent" in outputs[1]
