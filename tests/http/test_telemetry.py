@@ -87,8 +87,10 @@ def _no_secret(spans: Sequence[ReadableSpan], found: dict[str, Any], *secrets: s
 
 @pytest.mark.anyio
 async def test_run_span_tree(otel: Otel) -> None:
+    # 0.01, not 0.001: at 0.001 a loaded machine's first poll can already see COMPLETE,
+    # and the test needs the run seen RUNNING first (a status change is an event).
     async with (
-        Emulator(time_scale=0.001, api_key=KEY) as emu,
+        Emulator(time_scale=0.01, api_key=KEY) as emu,
         AsyncCodegen(**emu.client_options()) as client,
     ):
         with trace.get_tracer("test").start_as_current_span("request") as root:
