@@ -10,6 +10,12 @@ design (`BY_DESIGN` in tests/conftest.py).
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
 
 import nox
 
@@ -19,7 +25,17 @@ def _ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 
 
-nox.options.sessions = ["lint", "types", "tests", "contract", "soak", "test_pythons"]
+nox.options.sessions = [
+    "lint",
+    "types",
+    "tests",
+    "contract",
+    "soak",
+    "docs",
+    "browser",
+    "package",
+    "test_pythons",
+]
 nox.options.error_on_missing_interpreters = _ci()
 nox.options.reuse_existing_virtualenvs = True
 
@@ -52,7 +68,9 @@ def tests(session: nox.Session) -> None:
     session.notify("test_pythons")  # the report comes last, however the run was chosen
     session.install("-e", ".", *TEST_DEPS)
     args = session.posargs or ["-n", "2"]
-    session.run("pytest", "--ignore=tests/api/test_contract.py", "-rs", *args)
+    # The browser check needs mkdocs, playwright and Chromium: its own session runs it.
+    ignore = ["--ignore=tests/api/test_contract.py", "--ignore=tests/docs/test_browser.py"]
+    session.run("pytest", *ignore, "-rs", *args)
 
 
 @nox.session(python=False)
@@ -120,3 +138,82 @@ def types(session: nox.Session) -> None:
     """mypy --strict over the packages."""
     session.install("-e", ".", "mypy>=1.10", "uvicorn>=0.30", "rich>=13", "redis>=5")
     session.run("mypy", "--strict")
+
+
+# -- the documentation site and the package as users get it --------------------------------
+ROOT = Path(__file__).resolve().parent
+QUIET_MKDOCS = {"NO_MKDOCS_2_WARNING": "1"}  # Material's banner about its successor
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml), built with --strict into site/: a broken link,
+    a missing reference or a page left out of the nav fails."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", "-d", "site", *session.posargs, env=QUIET_MKDOCS)
+
+
+@nox.session(python="3.11")
+def browser(session: nox.Session) -> None:
+    """The built site in Chromium (Debian's, /usr/bin/chromium; no browser download):
+    pages, links, search and copy buttons. Skipped without Chromium, except under CI=true."""
+    session.install("-e", ".[docs]", "playwright>=1.45", "pytest>=8", "pytest-timeout>=2.3")
+    session.run("pytest", "tests/docs/test_browser.py", *session.posargs, env=QUIET_MKDOCS)
+
+
+def _main_job_line() -> str:
+    """The README's set-up command for the main job, as printed."""
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"\*\*Run the main job\*\*.*?^```sh\n(.*?)\n```", readme, re.S | re.M)
+    assert match, "README.md has no main-job command"
+    return match.group(1)
+
+
+@nox.session(python="3.11")
+def package(session: nox.Session) -> None:
+    """The package as users get it: sdist and wheel built and checked by twine; the wheel
+    alone installed in a fresh venv outside the repository, where the main job and a smoke
+    test run; then the README's main-job line verbatim in a fresh copy of the repository."""
+    session.install("build>=1.2", "twine>=5")
+    with tempfile.TemporaryDirectory(prefix="codegen-package-") as temp:
+        tmp = Path(temp)
+        dist = tmp / "dist"
+        session.run("python", "-m", "build", "--outdir", str(dist), str(ROOT))
+        wheel, sdist = sorted(dist.glob("*.whl")), sorted(dist.glob("*.tar.gz"))
+        if len(wheel) != 1 or len(sdist) != 1:
+            session.error(f"expected one wheel and one sdist, got {sorted(dist.iterdir())}")
+        session.run("twine", "check", "--strict", str(wheel[0]), str(sdist[0]))
+        names = zipfile.ZipFile(wheel[0]).namelist()
+        for required in ("codegen_async/py.typed", "codegen_sync/py.typed"):
+            if required not in names:
+                session.error(f"the wheel has no {required}")
+        if stray := [n for n in names if n.startswith(("tests/", "docs/", "benchmarks/"))]:
+            session.error(f"the wheel holds files that are not the packages: {stray[:5]}")
+        # Everything below runs from the temporary folder, with nothing of the repository
+        # on the path: only what the wheel installed.
+        env = {"PYTHONPATH": "", "HOME": str(tmp), "XDG_CACHE_HOME": str(tmp / "cache")}
+        venv = tmp / "venv"
+        session.run("python", "-m", "venv", str(venv))
+        bin_ = venv / "bin"
+        pip = [str(bin_ / "pip"), "install", "-q", "--disable-pip-version-check"]
+        session.run(*pip, f"{wheel[0]}[cli]", external=True, env=env)
+        shutil.copy(ROOT / "tests" / "package" / "smoke.py", tmp / "smoke.py")
+        with session.chdir(tmp):
+            session.run(
+                str(bin_ / "codegen-async"), "--emulator", "run", "Add type hints to utils.py",
+                external=True, env=env,
+            )  # fmt: skip
+            session.run(str(bin_ / "python"), "smoke.py", str(ROOT), external=True, env=env)
+        # The README's main-job line, as printed, in a clone of the committed tree plus
+        # the working tree's changes (a fresh copy: no .venv, no build output).
+        clone = tmp / "clone"
+        files = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT, capture_output=True, check=True,
+        ).stdout.decode().split("\0")  # fmt: skip
+        for name in filter(None, files):
+            if (ROOT / name).is_file():
+                (clone / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, clone / name)
+        with session.chdir(clone):
+            session.run("sh", "-c", _main_job_line(), external=True, env=env)
