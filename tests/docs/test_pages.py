@@ -156,6 +156,10 @@ _NOT_RUN = {
     "show `runs get` on a run it has",
     "codegen-async runs logs 1234 --follow": "as above (`runs logs` is run on run 1001)",
     "codegen-async emulator --port 8765": "serves until Ctrl-C; tests/cli serves and stops it",
+    "codegen-async emulator": "serves until Ctrl-C; tests/cli/test_cli_recipes.py serves it, "
+    "exports what it prints and runs the cli-notes page against it",
+    "codegen-async --emulator curl runs list | sh": "a pipe into sh against a served emulator: "
+    "tests/cli/test_cli_recipes.py runs it so",
     "python3 -m venv .venv && .venv/bin/pip install -e '.[cli]' && .venv/bin/codegen-async "
     '--emulator run "Add type hints to utils.py"': "the main job: `nox -s package` runs this "
     "line verbatim in a copy of the repository",
