@@ -25,6 +25,7 @@ TEST_DEPS = [
     "pytest-xdist>=3.5",  # most tests wait on emulated time: two workers halve the wall
     "opentelemetry-sdk>=1.20",  # tracing tests (in-memory exporters; pulls opentelemetry-api)
     "redis>=5",  # shared rate limits against a real redis-server (tests/http/test_stores.py)
+    "celery[redis]>=5.3",  # codegen_sync.celery against real workers (tests/celery/)
 ]
 
 
