@@ -75,8 +75,6 @@ HELD_POLL = 0.2  # seconds between looks at a key another delivery holds
 CLOCK_SKEW = 60.0  # seconds the store's clock may run ahead of the API's
 MAX_COUNTDOWN = 60.0  # the longest pause between two tries of a transient failure
 
-# The keywords of `Codegen.run` a task accepts.
-RUN_KEYWORDS = ("prompt", "repo_id", "model", "agent_type", "metadata", "images", "timeout")
 
 # Failures another try can fix; `sent` says whether the create may have gone out.
 _TRANSIENT = (
@@ -273,7 +271,7 @@ class _Delivery:
                 assert claim.run_id is not None
                 return self.client.agent_runs.get(claim.run_id)
             if claim.state == "held":
-                self._check_time()
+                self._time_left()  # raises WaitTimeoutError once the task's timeout passed
                 time.sleep(min(HELD_POLL, max(claim.wait, 0.01)))
                 continue
             run = None
@@ -322,9 +320,6 @@ class _Delivery:
                 f"task {self.task.request.id}: its timeout of {self.timeout:g}s has passed"
             )
         return left
-
-    def _check_time(self) -> None:
-        self._time_left()
 
     def _release(self) -> None:
         try:
