@@ -22,7 +22,13 @@ VISIBILITY = float(os.environ.get("CELERY_TEST_VISIBILITY", "4"))
 
 app = Celery("codegen_tests", broker=f"{REDIS}/0", backend=f"{REDIS}/1")
 app.conf.update(
-    broker_transport_options={"visibility_timeout": VISIBILITY},
+    # A task a dead worker held is delivered again VISIBILITY seconds after it was taken,
+    # found by a sweep every second (kombu's default sweeps about every 100 s).
+    broker_transport_options={
+        "visibility_timeout": VISIBILITY,
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    },
     result_backend_transport_options={"visibility_timeout": VISIBILITY},
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
