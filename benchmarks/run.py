@@ -39,9 +39,10 @@ SCRIPTS = [
     ("bench_emulator.py", ["--smoke"], 300),
     ("bench_journal.py", ["--smoke"], 600),
     ("bench_stores.py", ["--smoke"], 300),
+    ("bench_celery.py", ["--smoke"], 600),
 ]
 SMOKE_TIMEOUT = 60
-FIGURE_ORDER = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8a", "B8b", "EMU")
+FIGURE_ORDER = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8a", "B8b", "B9", "EMU")
 
 
 def machine() -> dict[str, str]:

@@ -32,7 +32,7 @@ import attrs
 
 from ._errors import ResponseValidationError
 from ._validate import shorten
-from .models import POSITIVE_ID, AgentRunWithLogs, Page, _Model, _OpenStrEnum
+from .models import POSITIVE_ID, AgentRunWithLogs, Page, _Model, _OpenStrEnum, use_codec
 
 if TYPE_CHECKING:
     import cattrs
@@ -693,6 +693,7 @@ def get_converter() -> cattrs.Converter:
     conv.register_structure_hook(_OpenStrEnum, _structure_open_enum)
     conv.register_structure_hook_factory(_is_composite, _make_value_hook)
     conv.register_structure_hook_factory(_is_attrs, _make_attrs_hook)
+    conv.register_unstructure_hook_factory(_is_attrs, _make_unstructure_hook)
     conv.register_unstructure_hook(datetime, datetime.isoformat)
     conv.register_unstructure_hook(_OpenStrEnum, lambda member: str(member._value_))
     return conv
@@ -757,6 +758,22 @@ def with_request_id(obj: T, request_id: str | None) -> T:
     return obj
 
 
+def _make_unstructure_hook(tp: Any) -> Callable[[Any], Any]:
+    """A model's fields as a dict under their JSON keys (renames undone), each value
+    unstructured by what it is."""
+    pairs = [(field.name, field.key) for field in _fields(tp)]
+    unstructure_value = get_converter().unstructure
+
+    def unstructure_model(obj: Any) -> dict[str, Any]:
+        return {key: unstructure_value(getattr(obj, name)) for name, key in pairs}
+
+    return unstructure_model
+
+
 def unstructure(obj: object) -> Any:
-    """A model (or list/dict of them) as JSON-able data: enums as values, times as ISO."""
+    """A model (or list/dict of them) as JSON-able data under the API's field names:
+    enums as values, times as ISO 8601 strings."""
     return get_converter().unstructure(obj)
+
+
+use_codec(structure, unstructure)

@@ -57,7 +57,23 @@ __all__ = [
 
 
 class CodegenError(Exception):
-    """Base class of every error raised by the SDK."""
+    """Base class of every error raised by the SDK.
+
+    Every one survives `pickle` (multiprocessing, Ray, Celery's result backends) with
+    its class, message and attributes: `__reduce__` rebuilds it from its `args` and its
+    attributes without calling `__init__`, whose keyword-only arguments pickle's default
+    cannot pass. Subclasses need nothing of their own for this."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[CodegenError], args: tuple[Any, ...], state: dict[str, Any]) -> CodegenError:
+    """The error `CodegenError.__reduce__` describes: `args` and attributes restored."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigurationError(CodegenError, ValueError):

@@ -21,6 +21,7 @@ value `ValueError`, each naming the argument):
 
 from __future__ import annotations
 
+import datetime
 import enum
 import json
 import math
@@ -164,6 +165,15 @@ def timeout(name: str, value: object) -> float | None:
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"{name} must be a finite number of seconds > 0 or None, got {value!r}")
     return seconds
+
+
+def aware_datetime(name: str, value: object) -> datetime.datetime:
+    """A datetime with a time zone (a naive one could mean any instant)."""
+    if not isinstance(value, datetime.datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be an aware datetime (with a time zone), got {value!r}")
+    return value
 
 
 def strict_bool(name: str, value: object) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+M = TypeVar("M", bound="_Model")
 
 logger = logging.getLogger("codegen_async")
 
@@ -205,11 +207,28 @@ class SourceType(_OpenStrEnum):
     SETUP_COMMANDS = "SETUP_COMMANDS"
 
 
+# The one converter's two directions, handed over by `_convert` when it is imported (the
+# package imports it before any model can be used): models sit below it and never import it.
+_structure: Callable[[object, Any], Any] | None = None
+_unstructure: Callable[[object], Any] | None = None
+
+
+def use_codec(
+    structure: Callable[[object, Any], Any], unstructure: Callable[[object], Any]
+) -> None:
+    """Called once by `_convert`: the functions `from_dict` and `to_dict` go through."""
+    global _structure, _unstructure
+    _structure, _unstructure = structure, unstructure
+
+
 class _Model:
     """What every model has besides its fields: `request_id`, the server's x-request-id of
     the response it came in (None when the server sent none or the model was built by
     hand). It is not a field: not compared, not in the repr, not serialized, not kept by
-    `attrs.evolve` or pickling."""
+    `attrs.evolve` or pickling.
+
+    Every model also travels as JSON: `to_dict()` and `Model.from_dict(data)`, with
+    `Model.from_dict(m.to_dict()) == m`."""
 
     __slots__ = ("_request_id",)
 
@@ -217,6 +236,22 @@ class _Model:
     def request_id(self) -> str | None:
         """The server's request id of the response this model came in, if it sent one."""
         return getattr(self, "_request_id", None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """This model as JSON-safe data (only dict, list, str, int, float, bool and None)
+        under the API's field names, as the server sends it: enums as their values,
+        timestamps as ISO 8601 strings, nested models as dicts."""
+        assert _unstructure is not None, "codegen_async._convert was not imported"
+        data: dict[str, Any] = _unstructure(self)
+        return data
+
+    @classmethod
+    def from_dict(cls: type[M], data: object) -> M:
+        """The model `data` describes (as `to_dict()` or the API writes it), read by the
+        same strict rules as a response; `ResponseValidationError` names a bad field."""
+        assert _structure is not None, "codegen_async._convert was not imported"
+        model: M = _structure(data, cls)
+        return model
 
 
 @attrs.frozen
@@ -354,6 +389,14 @@ class Page(Generic[T], _Model):
     page: int
     size: int
     pages: int
+
+    @classmethod
+    def from_dict(cls: type[M], data: object, item_type: Any = Any) -> M:
+        """The page `data` describes, its items read as `item_type` (e.g. `AgentRun`;
+        by default they stay as the JSON data they are)."""
+        assert _structure is not None, "codegen_async._convert was not imported"
+        model: M = _structure(data, Page[item_type])
+        return model
 
 
 @attrs.frozen

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import builtins
+import datetime
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -534,14 +535,16 @@ class AgentRuns:
         return self._portal.call(self._async.create_spec, spec, idempotency_key=idempotency_key)
 
     def find_by_idempotency_key(
-        self, idempotency_key: str, *, max_pages: int = 3
+        self, idempotency_key: str, *, max_pages: int = 3, since: datetime.datetime | None = None
     ) -> AgentRun | None:
         """The caller's recent API run created with `idempotency_key`, if any.
 
-        Reads the newest-first list of the caller's API runs, at most `max_pages` pages.
+        Reads the newest-first list of the caller's API runs, at most `max_pages` pages;
+        with `since` (an aware datetime), only runs created at or after it: the reading
+        stops at the first older one.
         """
         return self._portal.call(
-            self._async.find_by_idempotency_key, idempotency_key, max_pages=max_pages
+            self._async.find_by_idempotency_key, idempotency_key, max_pages=max_pages, since=since
         )
 
     def get(self, run_id: int) -> AgentRun:

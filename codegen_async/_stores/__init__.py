@@ -26,19 +26,29 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .._errors import ConfigurationError
 from .._validate import redact_url
-from ._types import BucketState, Store, StoreUnavailable, Take
+from ._types import BucketState, Claim, ClaimState, Ledger, Store, StoreUnavailable, Take
+
+if TYPE_CHECKING:
+    from .redis import RedisStore
+    from .sqlite import SQLiteStore
 
 __all__ = [
     "BucketState",
+    "Claim",
+    "ClaimState",
+    "Ledger",
     "Store",
     "StoreUnavailable",
     "Take",
     "bucket_key",
     "check_store_url",
+    "ledger_key",
+    "open_ledger",
     "open_store",
     "redact_url",
 ]
@@ -47,10 +57,18 @@ SCHEMES = ("sqlite", "redis", "rediss")
 _HINT = "use sqlite:///ABSOLUTE/PATH, redis://HOST:PORT/DB or rediss://HOST:PORT/DB"
 
 
+def _digest(base_url: str, api_key: str) -> str:
+    return hashlib.sha256(f"{base_url}\n{api_key}".encode()).hexdigest()[:32]
+
+
 def bucket_key(base_url: str, api_key: str, rate_class: str) -> str:
     """The store's name for one bucket: a hash of where and whose, never the key itself."""
-    digest = hashlib.sha256(f"{base_url}\n{api_key}".encode()).hexdigest()[:32]
-    return f"codegen-ratelimit:{digest}:{rate_class}"
+    return f"codegen-ratelimit:{_digest(base_url, api_key)}:{rate_class}"
+
+
+def ledger_key(base_url: str, api_key: str, idempotency_key: str) -> str:
+    """The ledger's name for one idempotency key, scoped like a bucket (whose, where)."""
+    return f"codegen-ledger:{_digest(base_url, api_key)}:{idempotency_key}"
 
 
 def check_store_url(url: object, source: str = "RateLimits.shared") -> str:
@@ -112,6 +130,16 @@ def _check_redis(path: str, shown: str, source: str) -> None:
 
 def open_store(url: str) -> Store:
     """The store for a URL accepted by `check_store_url` (nothing is contacted yet)."""
+    return _open(url)
+
+
+def open_ledger(url: str) -> Ledger:
+    """The ledger kept in the store at a URL accepted by `check_store_url`: the same
+    SQLite file or Redis database as the rate-limit buckets (nothing is contacted yet)."""
+    return _open(url)
+
+
+def _open(url: str) -> SQLiteStore | RedisStore:
     if url.lower().startswith("sqlite:"):
         from .sqlite import SQLiteStore
 

@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .._validate import redact_url
-from ._types import BucketState, StoreUnavailable, Take
+from ._types import BucketState, Claim, StoreUnavailable, Take
 
 __all__ = ["RedisStore"]
 
@@ -98,8 +98,51 @@ return {tostring(count), tostring(wait), tostring(math.max(0, hold - now))}
 )
 
 
+# The ledger: one hash per key, fields f (first claimed), r (reserved at; absent when
+# nothing may have been sent), h (holder), l (its lease's end), i (run id).
+_CLAIM = (
+    _NOW
+    + """
+local holder, lease, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local e = redis.call('HMGET', KEYS[1], 'f', 'r', 'h', 'l', 'i')
+local state
+if not e[1] then
+  redis.call('HSET', KEYS[1], 'f', tostring(now), 'r', tostring(now), 'h', holder,
+    'l', tostring(now + lease))
+  e[1], e[2], state = tostring(now), tostring(now), 'fresh'
+elseif e[5] then
+  state = 'done'
+elseif not e[2] then
+  redis.call('HSET', KEYS[1], 'r', tostring(now), 'h', holder, 'l', tostring(now + lease))
+  e[2], state = tostring(now), 'fresh'
+elseif tonumber(e[4]) > now and e[3] ~= holder then
+  return {'held', e[1], tostring(now), e[2], '', tostring(tonumber(e[4]) - now)}
+else
+  redis.call('HSET', KEYS[1], 'h', holder, 'l', tostring(now + lease))
+  state = 'orphaned'
+end
+redis.call('PEXPIRE', KEYS[1], math.ceil(ttl * 1000))
+return {state, e[1], tostring(now), e[2] or '', e[5] or '', '0'}
+"""
+)
+
+_RECORD = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
+redis.call('HSETNX', KEYS[1], 'i', ARGV[1])
+return redis.call('HGET', KEYS[1], 'i')
+"""
+
+_RELEASE = """
+local e = redis.call('HMGET', KEYS[1], 'h', 'i')
+if e[1] ~= ARGV[1] or e[2] then return 0 end
+redis.call('HSET', KEYS[1], 'l', '0')
+if ARGV[2] == '0' then redis.call('HDEL', KEYS[1], 'r') end
+return 1
+"""
+
+
 class RedisStore:
-    """Buckets in one Redis database, each change one Lua script."""
+    """Buckets and the ledger in one Redis database, each change one Lua script."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -113,6 +156,9 @@ class RedisStore:
         self._finish = self._client.register_script(_FINISH)
         self._pause = self._client.register_script(_PAUSE)
         self._state = self._client.register_script(_STATE)
+        self._claim = self._client.register_script(_CLAIM)
+        self._record = self._client.register_script(_RECORD)
+        self._release = self._client.register_script(_RELEASE)
 
     def _run(self, script: Any, keys: list[str], args: list[object]) -> Any:
         try:
@@ -143,6 +189,27 @@ class RedisStore:
     def state(self, key: str, per: float) -> BucketState:
         count, wait, paused = self._run(self._state, [key, key + ":pause"], [repr(per)])
         return BucketState(int(count), float(wait), float(paused))
+
+    def claim(self, key: str, holder: str, lease: float, ttl: float) -> Claim:
+        state, first, now, reserved, run_id, wait = (
+            item.decode() if isinstance(item, bytes) else str(item)
+            for item in self._run(self._claim, [key], [holder, repr(lease), repr(ttl)])
+        )
+        return Claim(
+            state,  # type: ignore[arg-type]  # one of ClaimState, written by the script
+            float(first),
+            float(now),
+            float(reserved) if reserved else None,
+            int(run_id) if run_id else None,
+            float(wait),
+        )
+
+    def record(self, key: str, run_id: int) -> int:
+        held = self._run(self._record, [key], [str(run_id)])
+        return int(held) if held else run_id
+
+    def release(self, key: str, holder: str, *, sent: bool) -> None:
+        self._run(self._release, [key], [holder, "1" if sent else "0"])
 
     def close(self) -> None:
         self._client.close()

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from ._types import BucketState, StoreUnavailable, Take
+from ._types import BucketState, Claim, StoreUnavailable, Take
 
 __all__ = ["SQLiteStore"]
 
@@ -24,6 +24,11 @@ _SCHEMA = (
     " bucket TEXT NOT NULL, lease TEXT NOT NULL, expires REAL NOT NULL,"
     " finished INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (bucket, lease)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS codegen_pauses (bucket TEXT PRIMARY KEY, until REAL NOT NULL)",
+    # The ledger: reserved NULL when nothing may have been sent for the key.
+    "CREATE TABLE IF NOT EXISTS codegen_ledger ("
+    " key TEXT PRIMARY KEY, first REAL NOT NULL, reserved REAL, holder TEXT NOT NULL,"
+    " lease_until REAL NOT NULL, run_id INTEGER, expires REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS codegen_ledger_expires ON codegen_ledger (expires)",
 )
 
 
@@ -118,6 +123,53 @@ class SQLiteStore:
             paused = row.fetchone()
             pause_left = max(0.0, paused[0] - now) if paused is not None else 0.0
             return BucketState(count, _next_free(conn, key, now, per) if count else 0.0, pause_left)
+
+    def claim(self, key: str, holder: str, lease: float, ttl: float) -> Claim:
+        with self._transaction() as (conn, now):
+            conn.execute("DELETE FROM codegen_ledger WHERE expires <= ?", (now,))
+            row = conn.execute(
+                "SELECT first, reserved, holder, lease_until, run_id FROM codegen_ledger"
+                " WHERE key = ?",
+                (key,),
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO codegen_ledger VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                    (key, now, now, holder, now + lease, now + ttl),
+                )
+                return Claim("fresh", now, now, now)
+            first, reserved, current, lease_until, run_id = row
+            if run_id is not None:
+                return Claim("done", first, now, reserved, run_id)
+            if reserved is not None and lease_until > now and current != holder:
+                return Claim("held", first, now, reserved, wait=lease_until - now)
+            conn.execute(
+                "UPDATE codegen_ledger SET reserved = ?, holder = ?, lease_until = ?, expires = ?"
+                " WHERE key = ?",
+                (now if reserved is None else reserved, holder, now + lease, now + ttl, key),
+            )
+            if reserved is None:
+                return Claim("fresh", first, now, now)
+            return Claim("orphaned", first, now, reserved)
+
+    def record(self, key: str, run_id: int) -> int:
+        with self._transaction() as (conn, _):
+            conn.execute(
+                "UPDATE codegen_ledger SET run_id = ? WHERE key = ? AND run_id IS NULL",
+                (run_id, key),
+            )
+            row = conn.execute("SELECT run_id FROM codegen_ledger WHERE key = ?", (key,))
+            held = row.fetchone()
+            return run_id if held is None else int(held[0])
+
+    def release(self, key: str, holder: str, *, sent: bool) -> None:
+        with self._transaction() as (conn, _):
+            conn.execute(
+                "UPDATE codegen_ledger SET lease_until = 0,"
+                " reserved = CASE WHEN ? THEN reserved ELSE NULL END"
+                " WHERE key = ? AND holder = ? AND run_id IS NULL",
+                (sent, key, holder),
+            )
 
     def close(self) -> None:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -98,12 +99,16 @@ class AgentRuns(Resource):
         )
 
     async def find_by_idempotency_key(
-        self, idempotency_key: str, *, max_pages: int = 3
+        self, idempotency_key: str, *, max_pages: int = 3, since: datetime.datetime | None = None
     ) -> AgentRun | None:
         """The caller's recent API run created with `idempotency_key`, if any.
 
-        Reads the newest-first list of the caller's API runs, at most `max_pages` pages.
+        Reads the newest-first list of the caller's API runs, at most `max_pages` pages;
+        with `since` (an aware datetime), only runs created at or after it: the reading
+        stops at the first older one.
         """
+        if since is not None:
+            _validate.aware_datetime("since", since)
         user_id = await self._engine.caller_id()
         for skip in range(0, max_pages * MAX_PAGE_SIZE, MAX_PAGE_SIZE):
             page = await self.list_page(
@@ -112,6 +117,8 @@ class AgentRuns(Resource):
             for run in page.items:
                 if (run.metadata or {}).get(IDEMPOTENCY_METADATA_KEY) == idempotency_key:
                     return run
+                if since is not None and run.created_at is not None and run.created_at < since:
+                    return None
             if skip + len(page.items) >= page.total or not page.items:
                 return None
         return None

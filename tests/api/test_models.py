@@ -6,15 +6,20 @@ schema is exercised; a few hand-written cases pin the behaviours the SDK relies 
 
 from __future__ import annotations
 
+import inspect
 import json
+import pickle
 import typing
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from codegen_async import models
+import codegen_async
+from codegen_async import _convert, models
 from codegen_async._convert import _parse_iso_slow, parse_timestamp, structure, unstructure
 from codegen_async._errors import ResponseValidationError
 from codegen_async.models import TERMINAL_STATUSES, AgentRun, Page, RunStatus, SourceType
@@ -562,3 +567,254 @@ def test_generated_hooks_show_their_source_in_tracebacks() -> None:
     assert generated, "no frame of generated code in the traceback"
     assert all(frame.line for frame in generated)  # linecache holds the source
     assert any("AgentRun" in frame.filename for frame in generated)
+
+
+# ------------------------------------------------------------------ values that travel
+
+
+def model_classes() -> list[type[Any]]:
+    """Every model class of `codegen_async.models` (its `__all__`), Page included."""
+    found = [getattr(models, name) for name in models.__all__]
+    return [cls for cls in found if isinstance(cls, type) and attrs.has(cls)]
+
+
+JSON_LEAF = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8)
+JSON_LEAF |= st.floats(allow_nan=False, allow_infinity=False)
+JSON = st.recursive(
+    JSON_LEAF,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+AWARE = st.datetimes(
+    timezones=st.integers(-23 * 60, 23 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+)
+
+
+def values(tp: Any, positive: bool = False) -> st.SearchStrategy[Any]:
+    """Any value of the type `tp` a model field can hold (JSON-safe where it is Any)."""
+    args = typing.get_args(tp)
+    origin = typing.get_origin(tp)
+    if tp is Any or tp is object:
+        return JSON
+    if tp is int:
+        return st.integers(1 if positive else -(2**53), 2**53)
+    simple = {str: st.text(max_size=12), bool: st.booleans(), datetime: AWARE}
+    simple[float] = st.floats(allow_nan=False, allow_infinity=False)
+    if tp in simple:
+        return simple[tp]
+    if origin is typing.Union or type(tp).__name__ == "UnionType":
+        return st.one_of([values(a) for a in args])
+    if tp is type(None):
+        return st.none()
+    if origin is Literal:
+        return st.sampled_from(args)
+    if origin is list:
+        return st.lists(values(args[0]), max_size=3)
+    if origin is dict:
+        if args[1] is Any:
+            return st.dictionaries(st.text(max_size=5), JSON, max_size=3)
+        return st.dictionaries(values(args[0]), values(args[1]), max_size=3)
+    if isinstance(tp, type) and issubclass(tp, models._OpenStrEnum):
+        return st.sampled_from(list(tp)) | st.from_regex(r"[A-Z]{1,8}_X", fullmatch=True).map(tp)
+    if attrs.has(origin or tp):
+        return instances(tp)
+    raise AssertionError(f"no strategy for {tp!r}")
+
+
+def instances(tp: Any) -> st.SearchStrategy[Any]:
+    """Instances of the model `tp` (a class, or `Page[Item]`) with every field drawn."""
+    cls = typing.get_origin(tp) or tp
+    fields = _convert._fields(tp)
+    drawn = {
+        f.name: values(
+            typing.get_args(tp)[0] if f.name == "items" and cls is Page else f.type, f.positive
+        )
+        for f in fields
+    }
+    if cls is Page:
+        drawn["items"] = st.lists(values(typing.get_args(tp)[0]), max_size=3)
+    return st.fixed_dictionaries(drawn).map(lambda kw: cls(**kw))
+
+
+def only_json(value: object, path: str = "") -> None:
+    """Fail unless `value` is made only of dict (str keys), list, str, int, float, bool, None."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert type(key) is str, f"{path}: key {key!r}"
+            only_json(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            only_json(item, f"{path}[{index}]")
+    else:
+        assert type(value) in (str, int, float, bool, type(None)), f"{path}: {type(value)}"
+
+
+MODEL_TYPES = [Page[AgentRun] if cls is Page else cls for cls in model_classes()]
+
+
+@pytest.mark.parametrize("tp", MODEL_TYPES, ids=lambda tp: _convert._type_name(tp))
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_every_model_travels_as_json_and_by_pickle(tp: Any, data: st.DataObject) -> None:
+    model = data.draw(instances(tp))
+    as_dict = model.to_dict()
+    only_json(as_dict)
+    assert json.loads(json.dumps(as_dict)) == as_dict
+    if typing.get_origin(tp) is Page:
+        back = Page.from_dict(as_dict, typing.get_args(tp)[0])
+    else:
+        back = tp.from_dict(as_dict)
+    assert back == model
+    assert type(back) is type(model)
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy == model
+    assert type(copy) is type(model)
+
+
+def test_the_walk_covers_every_model() -> None:
+    names = {cls.__name__ for cls in model_classes()}
+    assert {"AgentRun", "AgentRunLog", "User", "Organization", "Repository", "Page"} <= names
+    assert len(names) == len([n for n in models.__all__ if attrs.has(getattr(models, n))])
+
+
+def test_to_dict_uses_the_api_names_and_values() -> None:
+    run = AgentRun.from_dict(RUN)
+    out = run.to_dict()
+    assert out["status"] == "RUNNING"
+    assert type(out["status"]) is str
+    assert out["source_type"] == "API"
+    assert type(out["source_type"]) is str
+    assert parse_timestamp(out["created_at"]) == parse_timestamp(RUN["created_at"])
+    assert out["github_pull_requests"][0]["id"] == 5
+    assert set(out) == set(RUN)
+    out["metadata"]["team"] = "changed"  # a copy: the model is not touched
+    assert run.metadata == RUN["metadata"]
+
+
+def test_to_dict_undoes_a_rename(monkeypatch: pytest.MonkeyPatch) -> None:
+    @attrs.frozen
+    class Renamed(models._Model):
+        from_: str
+        size: int = 0
+
+    monkeypatch.setitem(_convert._RENAMES, Renamed, {"from_": "from"})
+    model = Renamed.from_dict({"from": "here", "size": 3})
+    assert model == Renamed("here", 3)
+    assert model.to_dict() == {"from": "here", "size": 3}
+
+
+def test_from_dict_names_the_bad_field() -> None:
+    with pytest.raises(ResponseValidationError) as info:
+        AgentRun.from_dict({**RUN, "organization_id": "seven"})
+    assert info.value.path == "organization_id"
+    with pytest.raises(ResponseValidationError):
+        AgentRun.from_dict(["not", "a", "dict"])
+
+
+def test_a_page_without_an_item_type_keeps_its_items_as_data() -> None:
+    page = Page(items=[AgentRun.from_dict(RUN)], total=1, page=1, size=100, pages=1)
+    assert Page.from_dict(page.to_dict()).items == [page.items[0].to_dict()]
+    assert Page.from_dict(page.to_dict(), AgentRun) == page
+
+
+def test_a_model_keeps_an_unknown_enum_value_through_both_roads() -> None:
+    run = AgentRun.from_dict({**RUN, "status": "BRAND_NEW_STATE", "source_type": "FAX"})
+    assert run.to_dict()["status"] == "BRAND_NEW_STATE"
+    copy = pickle.loads(pickle.dumps(run))
+    assert copy == run
+    assert copy.status == "BRAND_NEW_STATE"
+    assert not copy.status.is_known
+
+
+# ------------------------------------------------------------------ exceptions pickle
+
+
+# Values for the constructor parameters of the exported errors, by name. A parameter not
+# listed (a class added later) gets a string naming it, so the walk still covers it.
+SAMPLE_ARGUMENTS: dict[str, Any] = {
+    "message": "something went wrong",
+    "status_code": 418,
+    "body": {"detail": "no"},
+    "request_id": "req-1",
+    "headers": {"x-request-id": "req-1"},
+    "retry_after": 2.5,
+    "sent": False,
+    "path": "/tmp/journal.sqlite3",
+    "index": 4,
+    "idempotency_key": "key-1",
+    "started_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+    "cause": ValueError("underneath"),
+    "run": AgentRun(id=9, organization_id=7, status=RunStatus.FAILED),
+}
+
+
+def exported_errors() -> list[type[BaseException]]:
+    found = [getattr(codegen_async, name) for name in codegen_async.__all__]
+    return [c for c in found if isinstance(c, type) and issubclass(c, BaseException)]
+
+
+def build(cls: type[BaseException]) -> BaseException:
+    """An instance of `cls` with every constructor parameter given."""
+    given_args: list[Any] = []
+    given_kwargs: dict[str, Any] = {}
+    try:
+        parameters = inspect.signature(cls).parameters
+    except ValueError:  # Exception's own constructor: a message
+        return cls(SAMPLE_ARGUMENTS["message"])
+    for name, param in parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        value = SAMPLE_ARGUMENTS.get(name, f"value of {name}")
+        if param.kind == param.KEYWORD_ONLY:
+            given_kwargs[name] = value
+        else:
+            given_args.append(value)
+    return cls(*given_args, **given_kwargs)
+
+
+def same_attributes(a: BaseException, b: BaseException) -> None:
+    assert a.__dict__.keys() == b.__dict__.keys()
+    for name, value in a.__dict__.items():
+        other = b.__dict__[name]
+        if isinstance(value, BaseException):
+            assert type(other) is type(value), name
+            assert other.args == value.args, name
+        else:
+            assert other == value, name
+
+
+def test_the_walk_finds_the_errors() -> None:
+    names = {cls.__name__ for cls in exported_errors()}
+    assert {"APIStatusError", "NotFoundError", "AmbiguousCreateError", "JournalError"} <= names
+    assert {"JournalMismatchError", "JournalInUseError", "RateLimitError"} <= names
+
+
+@pytest.mark.parametrize("cls", exported_errors(), ids=lambda c: c.__name__)
+def test_every_exported_error_survives_pickle(cls: type[BaseException]) -> None:
+    error = build(cls)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is cls
+    assert str(copy) == str(error)
+    assert copy.args == error.args
+    same_attributes(error, copy)
+    nested = pickle.loads(pickle.dumps(ValueError(error)))  # and inside something else
+    assert type(nested.args[0]) is cls
+
+
+def test_an_error_added_later_pickles_without_code_of_its_own() -> None:
+    class TokenWaitTimeout(codegen_async.CodegenError):
+        def __init__(self, message: str, *, bucket: str, waited: float) -> None:
+            super().__init__(message)
+            self.bucket, self.waited = bucket, waited
+
+    globals()["TokenWaitTimeout"] = TokenWaitTimeout  # pickle finds classes by name
+    TokenWaitTimeout.__qualname__ = "TokenWaitTimeout"
+    try:
+        copy = pickle.loads(pickle.dumps(TokenWaitTimeout("slow", bucket="create", waited=3.0)))
+        assert (type(copy), str(copy), copy.bucket, copy.waited) == (
+            TokenWaitTimeout, "slow", "create", 3.0,
+        )  # fmt: skip
+    finally:
+        del globals()["TokenWaitTimeout"]

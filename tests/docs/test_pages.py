@@ -33,7 +33,7 @@ from codegen_async.testing import Emulator
 from codegen_async.testing._serve import serve_app_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
-FENCE = re.compile(r"^```(python|sh)\n(.*?)^```", re.S | re.M)
+FENCE = re.compile(r"^```(python|sh)(?: [^\n]*)?\n(.*?)^```", re.S | re.M)  # attributes allowed
 PARALLEL = 8
 BLOCK_TIMEOUT = 120
 OPT_OUT = re.compile(r"<!-- not run: (.+?) -->\n\Z")
