@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from codegen_async import models
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -114,3 +116,30 @@ def sample_field(name: str, schema: dict[str, Any], depth: int) -> Any:
 def response_schema(op: dict[str, Any]) -> dict[str, Any]:
     content = op["responses"]["200"].get("content", {})
     return dict(content.get("application/json", {}).get("schema", {}))
+
+
+# Every model a response returns, with the schema it reads (the one table: the model
+# tests and the decoding fuzz both read it).
+SCHEMAS: dict[str, Any] = {
+    "GithubPullRequestResponse": models.GithubPullRequest,
+    "AgentRunResponse": models.AgentRun,
+    "AgentRunLogResponse": models.AgentRunLog,
+    "AgentRunWithLogsResponse": models.AgentRunWithLogs,
+    "UserResponse": models.User,
+    "OrganizationSettings": models.OrganizationSettings,
+    "OrganizationResponse": models.Organization,
+    "RepoResponse": models.Repository,
+    "CheckSuiteSettingsResponse": models.CheckSuiteSettings,
+    "EditPRResponse": models.EditPRResult,
+    "IntegrationStatus": models.IntegrationStatus,
+    "OrganizationIntegrationsResponse": models.OrganizationIntegrations,
+    "SetupCommandsResponse": models.SetupCommandsResult,
+    "AnalyzeLogsResponse": models.LogAnalysis,
+    "CLIRulesResponse": models.CLIRules,
+    "GenerateTokenResponse": models.SlackConnectToken,
+    "OAuthProviderResponse": models.OAuthProvider,
+    "Page_AgentRunResponse_": models.Page[models.AgentRun],
+    "Page_OrganizationResponse_": models.Page[models.Organization],
+    "Page_RepoResponse_": models.Page[models.Repository],
+    "Page_UserResponse_": models.Page[models.User],
+}

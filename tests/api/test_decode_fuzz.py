@@ -22,29 +22,7 @@ from codegen_async import models
 from codegen_async._convert import _locate, structure
 from codegen_async._errors import ResponseValidationError
 
-from ..spec_tools import load_spec, resolve
-
-MODELS: dict[str, Any] = {
-    "GithubPullRequestResponse": models.GithubPullRequest,
-    "AgentRunResponse": models.AgentRun,
-    "AgentRunLogResponse": models.AgentRunLog,
-    "AgentRunWithLogsResponse": models.AgentRunWithLogs,
-    "UserResponse": models.User,
-    "OrganizationResponse": models.Organization,
-    "RepoResponse": models.Repository,
-    "CheckSuiteSettingsResponse": models.CheckSuiteSettings,
-    "EditPRResponse": models.EditPRResult,
-    "OrganizationIntegrationsResponse": models.OrganizationIntegrations,
-    "SetupCommandsResponse": models.SetupCommandsResult,
-    "AnalyzeLogsResponse": models.LogAnalysis,
-    "CLIRulesResponse": models.CLIRules,
-    "GenerateTokenResponse": models.SlackConnectToken,
-    "OAuthProviderResponse": models.OAuthProvider,
-    "Page_AgentRunResponse_": models.Page[models.AgentRun],
-    "Page_OrganizationResponse_": models.Page[models.Organization],
-    "Page_RepoResponse_": models.Page[models.Repository],
-    "Page_UserResponse_": models.Page[models.User],
-}
+from ..spec_tools import SCHEMAS, load_spec, resolve
 
 FUZZ = settings(
     max_examples=60,
@@ -179,14 +157,14 @@ def decode(data: object, cls: Any) -> ResponseValidationError | None:
     return None
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
 @FUZZ
 @given(data=st.data())
 def test_spec_shaped_data_decodes_and_one_bad_location_is_named(
     name: str, data: st.DataObject
 ) -> None:
     value = data.draw(samples(name))
-    assert decode(value, MODELS[name]) is None
+    assert decode(value, SCHEMAS[name]) is None
     places = [("", []), *locations(value, schema_of(name))]
     path, keys = data.draw(st.sampled_from(places))
     bad = data.draw(JSON)
@@ -198,7 +176,7 @@ def test_spec_shaped_data_decodes_and_one_bad_location_is_named(
         parent[keys[-1]] = bad
     else:
         value = bad
-    err = decode(value, MODELS[name])
+    err = decode(value, SCHEMAS[name])
     if err is not None:
         assert err.path == path or err.path.startswith((f"{path}.", f"{path}[")) or not path, (
             err.path,
@@ -207,7 +185,7 @@ def test_spec_shaped_data_decodes_and_one_bad_location_is_named(
 
 
 @settings(FUZZ, max_examples=400)
-@given(cls=st.sampled_from(sorted(MODELS.values(), key=str)), value=JSON)
+@given(cls=st.sampled_from(sorted(SCHEMAS.values(), key=str)), value=JSON)
 def test_arbitrary_json_never_escapes(cls: Any, value: object) -> None:
     decode(value, cls)
 

@@ -24,32 +24,7 @@ from codegen_async._convert import _parse_iso_slow, parse_timestamp, structure, 
 from codegen_async._errors import ResponseValidationError
 from codegen_async.models import TERMINAL_STATUSES, AgentRun, Page, RunStatus, SourceType
 
-from ..spec_tools import load_spec, resolve, sample, sample_field
-
-# Every model a response returns, with the schema it reads.
-SCHEMAS: dict[str, Any] = {
-    "GithubPullRequestResponse": models.GithubPullRequest,
-    "AgentRunResponse": models.AgentRun,
-    "AgentRunLogResponse": models.AgentRunLog,
-    "AgentRunWithLogsResponse": models.AgentRunWithLogs,
-    "UserResponse": models.User,
-    "OrganizationSettings": models.OrganizationSettings,
-    "OrganizationResponse": models.Organization,
-    "RepoResponse": models.Repository,
-    "CheckSuiteSettingsResponse": models.CheckSuiteSettings,
-    "EditPRResponse": models.EditPRResult,
-    "IntegrationStatus": models.IntegrationStatus,
-    "OrganizationIntegrationsResponse": models.OrganizationIntegrations,
-    "SetupCommandsResponse": models.SetupCommandsResult,
-    "AnalyzeLogsResponse": models.LogAnalysis,
-    "CLIRulesResponse": models.CLIRules,
-    "GenerateTokenResponse": models.SlackConnectToken,
-    "OAuthProviderResponse": models.OAuthProvider,
-    "Page_AgentRunResponse_": Page[models.AgentRun],
-    "Page_OrganizationResponse_": Page[models.Organization],
-    "Page_RepoResponse_": Page[models.Repository],
-    "Page_UserResponse_": Page[models.User],
-}
+from ..spec_tools import SCHEMAS, load_spec, resolve, sample, sample_field
 
 RUN = {
     "id": 11,
