@@ -3,11 +3,16 @@ the run unless its skip is by design (`BY_DESIGN`)."""
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
+import httpx
 import pytest
+
+import codegen_async as cg
+from codegen_async.testing import Emulator
 
 # Skips that are by design, by the start of their reason, each with why it is fine in CI.
 BY_DESIGN = {
@@ -74,3 +79,38 @@ def _private_cache(
     """Every test gets its own cache directory: the CLI's `--emulator` keeps its state
     there, and tests must neither share it nor touch the user's own."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
+def make_client(
+    target: Emulator | Callable[[httpx.Request], httpx.Response] | Any,
+    /,
+    **overrides: Any,
+) -> cg.AsyncCodegen:
+    """The one client factory of the tests.
+
+    `target` is an Emulator (the client its `client_options()` describe, its rate limits
+    and poll policy included), a handler for an `httpx.MockTransport`, or an ASGI app
+    (another server, in-process); for the last two the key is "sk-test", the organization
+    1 and rate limits are off. `overrides` are any other constructor arguments."""
+    if isinstance(target, Emulator):
+        options: dict[str, Any] = target.client_options()
+    else:
+        transport: httpx.AsyncBaseTransport = (
+            httpx.MockTransport(target) if _is_handler(target) else httpx.ASGITransport(app=target)
+        )
+        options = {
+            "api_key": "sk-test",
+            "org_id": 1,
+            "http_client": httpx.AsyncClient(transport=transport),
+            "rate_limits": cg.RateLimits.off(),
+        }
+    options.update(overrides)
+    return cg.AsyncCodegen(**options)
+
+
+def _is_handler(target: Callable[..., Any]) -> bool:
+    """A MockTransport handler takes one request; an ASGI app takes (scope, receive, send)."""
+    try:
+        return len(inspect.signature(target).parameters) == 1
+    except (TypeError, ValueError):
+        return False

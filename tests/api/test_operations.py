@@ -20,6 +20,7 @@ from codegen_async._constants import IDEMPOTENCY_METADATA_KEY
 from codegen_async._limits import RateClass
 from codegen_async._operations import BY_ID, CREATE_AGENT_RUN, OPERATIONS
 
+from ..conftest import make_client
 from ..spec_tools import rate_limit, response_schema, sample, spec_by_row
 
 ORG = 7
@@ -249,13 +250,7 @@ def _client(answer: Any, seen: list[httpx.Request]) -> AsyncCodegen:
         seen.append(request)
         return httpx.Response(200, json=answer, headers={"x-request-id": "req-1"})
 
-    return AsyncCodegen(
-        api_key="sk-test",
-        org_id=ORG,
-        base_url="https://api.example.test/v1",
-        http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
-        rate_limits=RateLimits.off(),
-    )
+    return make_client(handler, org_id=ORG, base_url="https://api.example.test/v1")
 
 
 async def _check(case: Case, method: str, answer: Any) -> None:

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
 import pytest
 
 import codegen_async as cg
+
+from ..conftest import make_client
 
 ORG = 1
 N = 250  # items the server really has
@@ -86,17 +87,6 @@ async def _drain(source: AsyncIterator[Any], into: list[Any]) -> None:
         into.append(item)
 
 
-def _client(server: HostileServer) -> cg.AsyncCodegen:
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=server))  # type: ignore[arg-type]
-    return cg.AsyncCodegen(
-        api_key="sk-test",
-        org_id=ORG,
-        http_client=http,
-        rate_limits=cg.RateLimits.off(),
-        poll_policy=cg.PollPolicy().scaled(0.001),
-    )
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("listing", ["users", "runs"])
 @pytest.mark.parametrize("mode", ["ignore_skip", "stuck_at_end"])
@@ -106,7 +96,7 @@ async def test_a_list_that_brings_nothing_new_stops_with_the_reason(
     # Before the fix: thousands of requests in seconds, the same items again and again.
     server = HostileServer(mode)
     got: list[Any] = []
-    async with _client(server) as client:
+    async with make_client(server, org_id=ORG, poll_policy=cg.PollPolicy().scaled(0.001)) as client:
         source = client.users.list() if listing == "users" else client.agent_runs.list()
         with pytest.raises(cg.ResponseValidationError, match="brought nothing new") as info:
             await _drain(source, got)
@@ -121,7 +111,7 @@ async def test_a_list_that_brings_nothing_new_stops_with_the_reason(
 @pytest.mark.parametrize("mode", ["honest", "lying_total"])
 async def test_a_list_ends_when_the_items_do(mode: str) -> None:
     server = HostileServer(mode)
-    async with _client(server) as client:
+    async with make_client(server, org_id=ORG, poll_policy=cg.PollPolicy().scaled(0.001)) as client:
         ids = [run.id async for run in client.agent_runs.list()]
     assert ids == list(range(N, 0, -1))
     assert server.requests <= 4
@@ -133,7 +123,7 @@ async def test_logs_from_a_server_ignoring_skip_stop_without_repeating(follow: b
     # Before the fix: the first page again and again (60 times over in the review).
     server = HostileServer("ignore_skip", terminal=False)
     seen: list[Any] = []
-    async with _client(server) as client:
+    async with make_client(server, org_id=ORG, poll_policy=cg.PollPolicy().scaled(0.001)) as client:
         with pytest.raises(cg.ResponseValidationError, match="ignores skip"):
             await _drain(client.agent_runs.logs(1, follow=follow), seen)
     assert [entry.thought for entry in seen] == [f"step {i}" for i in range(100)]
@@ -144,7 +134,7 @@ async def test_logs_from_a_server_ignoring_skip_stop_without_repeating(follow: b
 @pytest.mark.parametrize("mode", ["honest", "lying_total"])
 async def test_logs_are_read_once_each_by_position(mode: str) -> None:
     server = HostileServer(mode)
-    async with _client(server) as client:
+    async with make_client(server, org_id=ORG, poll_policy=cg.PollPolicy().scaled(0.001)) as client:
         seen = [entry.thought async for entry in client.agent_runs.logs(1, follow=True)]
     assert seen == [f"step {i}" for i in range(N)]
     assert server.requests <= 5

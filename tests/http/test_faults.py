@@ -10,7 +10,6 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import anyio
 import attrs
@@ -19,6 +18,8 @@ import pytest
 import codegen_async as cg
 from codegen_async import IDEMPOTENCY_METADATA_KEY
 from codegen_async.testing import Emulator
+
+from ..conftest import make_client
 
 pytestmark = pytest.mark.network
 
@@ -68,13 +69,6 @@ async def served() -> AsyncIterator[Emulator]:
         yield emu
 
 
-def make_client(emu: Emulator, **overrides: Any) -> cg.AsyncCodegen:
-    options = emu.client_options()
-    options.update({"timeout": TIMEOUT, "max_retries": 3})
-    options.update(overrides)
-    return cg.AsyncCodegen(**options)
-
-
 def runs_with(emu: Emulator, token: str) -> int:
     return sum(
         1 for r in emu.runs if (r.get("metadata") or {}).get(IDEMPOTENCY_METADATA_KEY) == token
@@ -103,7 +97,7 @@ async def test_create_under_fault(served: Emulator, name: str) -> None:
     if case.list_delay is not None:
         emu.faults.add("list_delay", route="create_agent_run", seconds=case.list_delay)
     token = f"tok-{name.replace(' ', '-')}"
-    async with make_client(emu) as client:
+    async with make_client(emu, timeout=TIMEOUT, max_retries=3) as client:
         await client.users.me()  # warm: the caller's id and a connection
         started = time.monotonic()
         outcome = "run"
@@ -154,7 +148,7 @@ async def _no_sleep(seconds: float) -> None:
 async def test_caller_cancelling_mid_post_exposes_the_token(served: Emulator) -> None:
     emu = served
     emu.faults.add("latency", route="create_agent_run", seconds=0.5)
-    async with make_client(emu) as client:
+    async with make_client(emu, timeout=TIMEOUT, max_retries=3) as client:
         await client.users.me()
         with anyio.move_on_after(0.1):
             await client.agent_runs.create("cancel me", idempotency_key="cancelled")
@@ -169,7 +163,7 @@ async def test_failed_lookups_never_lead_to_a_second_post(served: Emulator) -> N
     emu = served
     emu.faults.add("error_after_commit", route="create_agent_run", status=502)
     emu.faults.add("error_before", route="list_agent_runs", status=400, times=9)
-    async with make_client(emu) as client:
+    async with make_client(emu, timeout=TIMEOUT, max_retries=3) as client:
         await client.users.me()
         with pytest.raises(cg.AmbiguousCreateError) as info:
             await client.agent_runs.create("lookups fail", idempotency_key="tok-lookups")
@@ -184,7 +178,7 @@ async def test_a_failed_lookup_does_not_count_as_a_miss(served: Emulator) -> Non
     emu = served
     emu.faults.add("error_after_commit", route="create_agent_run", status=502)
     emu.faults.add("error_before", route="list_agent_runs", status=400, times=5)
-    async with make_client(emu) as client:
+    async with make_client(emu, timeout=TIMEOUT, max_retries=3) as client:
         await client.users.me()
         run = await client.agent_runs.create("lookups fail first", idempotency_key="tok-late")
     assert run.metadata is not None
@@ -196,7 +190,7 @@ async def test_a_failed_lookup_does_not_count_as_a_miss(served: Emulator) -> Non
 async def test_reads_survive_every_connection_fault(served: Emulator) -> None:
     emu = served
     # A roomy deadline for the retried faults: the backoff sleeps fit inside it.
-    async with make_client(emu, timeout=10.0) as client:
+    async with make_client(emu, max_retries=3, timeout=10.0) as client:
         run = await client.agent_runs.create("read me")
         for kind in ("close_before", "reset", "truncate", "error_before", "close_after_commit"):
             status = 503 if kind == "error_before" else None

@@ -21,18 +21,17 @@ import codegen_async as cg
 from codegen_async._journal import SCHEMA_VERSION, BatchJournal, Caller, key_digest
 from codegen_async.testing import Emulator
 
+from ..conftest import make_client
+
 FAST = 0.001
+
+OFF = cg.RateLimits.off()
 
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
     async with Emulator(time_scale=FAST, seed=3, rate_limits=False) as emu:
         yield emu
-
-
-def client_of(emu: Emulator, **extra: object) -> cg.AsyncCodegen:
-    options = {**emu.client_options(), "rate_limits": cg.RateLimits.off(), **extra}
-    return cg.AsyncCodegen(**options)
 
 
 def rows(journal: Path) -> list[tuple[object, ...]]:
@@ -68,7 +67,7 @@ def caller_of(emu: Emulator) -> Caller:
 async def test_a_finished_journal_replays_with_no_request(emu: Emulator, tmp_path: Path) -> None:
     journal = tmp_path / "batch.sqlite3"
     emu.faults.add("error_before", route="create_agent_run", status=402, times=1)
-    async with client_of(emu) as client:
+    async with make_client(emu, rate_limits=OFF) as client:
         first = await client.gather_many(PROMPTS, max_concurrency=3, journal=journal)
         assert sum(o.ok for o in first) == len(PROMPTS) - 1
         assert not any(o.replayed for o in first)
@@ -108,7 +107,7 @@ async def test_the_key_is_in_the_journal_before_the_post(emu: Emulator, tmp_path
             checked.append(key)
 
     http = httpx.AsyncClient(transport=emu.transport(), event_hooks={"request": [before_send]})
-    async with http, client_of(emu, http_client=http) as client:
+    async with http, make_client(emu, rate_limits=OFF, http_client=http) as client:
         fan_out = client.run_many(PROMPTS, max_concurrency=4, journal=journal)
         outcomes = await fan_out.gather()
     assert all(o.ok for o in outcomes)
@@ -122,7 +121,7 @@ async def test_the_key_is_in_the_journal_before_the_post(emu: Emulator, tmp_path
 async def test_stopped_inputs_are_taken_up_by_a_resume(tmp_path: Path) -> None:
     journal = tmp_path / "batch.sqlite3"
     emu = Emulator(time_scale=1.0, rate_limits=False, pending_seconds=0, run_seconds=600)
-    async with emu, client_of(emu) as client:
+    async with emu, make_client(emu, rate_limits=OFF) as client:
         first = await client.gather_many(PROMPTS, max_concurrency=3, timeout=0.3, journal=journal)
         assert [type(o.error) for o in first].count(cg.WaitTimeoutError) == 3
         assert [type(o.error) for o in first].count(cg.RunNotStartedError) == 5
@@ -153,7 +152,7 @@ async def test_a_journal_for_other_inputs_is_refused_before_any_request(
     emu: Emulator, tmp_path: Path
 ) -> None:
     journal = tmp_path / "batch.sqlite3"
-    async with client_of(emu) as client:
+    async with make_client(emu, rate_limits=OFF) as client:
         await client.gather_many(PROMPTS[:3], journal=journal)
         content = journal.read_bytes()
         emu.reset_counters()
@@ -197,7 +196,7 @@ async def test_a_file_that_is_not_our_journal_is_refused_and_kept(
     emu: Emulator, tmp_path: Path, spoil: object, match: str
 ) -> None:
     journal = tmp_path / "batch.sqlite3"
-    async with client_of(emu) as client:
+    async with make_client(emu, rate_limits=OFF) as client:
         if spoil is _newer_schema:
             await client.gather_many(PROMPTS[:2], journal=journal)
         spoil(journal)  # type: ignore[operator]
@@ -214,7 +213,7 @@ async def test_a_file_that_is_not_our_journal_is_refused_and_kept(
 @pytest.mark.anyio
 async def test_an_unwritable_place_is_a_clear_error(emu: Emulator, tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("x")
-    async with client_of(emu) as client:
+    async with make_client(emu, rate_limits=OFF) as client:
         for journal in (tmp_path / "missing" / "batch.sqlite3", tmp_path / "a-file" / "j"):
             with pytest.raises(cg.JournalError, match="cannot open journal") as info:
                 await client.gather_many(PROMPTS[:2], journal=journal)
@@ -233,7 +232,7 @@ async def test_a_read_only_directory_is_a_clear_error(emu: Emulator, tmp_path: P
     if os.geteuid() == 0:  # root writes anywhere but in sysfs
         folder = Path("/sys")
     try:
-        async with client_of(emu) as client:
+        async with make_client(emu, rate_limits=OFF) as client:
             with pytest.raises(cg.JournalError, match="journal") as info:
                 await client.gather_many(PROMPTS[:2], journal=folder / "batch.sqlite3")
     finally:
@@ -247,7 +246,7 @@ async def test_a_full_disk_stops_the_batch_with_a_clear_error(
 ) -> None:
     journal = tmp_path / "batch.sqlite3"
     big = [cg.RunSpec(f"task {i}", metadata={"pad": "x" * 3000}) for i in range(6)]
-    async with client_of(emu) as client:
+    async with make_client(emu, rate_limits=OFF) as client:
         fan_out = client.run_many(big, max_concurrency=2, journal=journal)
         async with fan_out:
             conn = connection(fan_out)
@@ -263,7 +262,7 @@ async def test_a_full_disk_stops_the_batch_with_a_clear_error(
 
 @pytest.mark.anyio
 async def test_bad_journal_arguments(emu: Emulator) -> None:
-    async with client_of(emu) as client:
+    async with make_client(emu, rate_limits=OFF) as client:
         with pytest.raises(TypeError, match="journal must be a path"):
             client.run_many(["a"], journal=5)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="non-empty path"):
@@ -278,7 +277,7 @@ async def test_a_slow_body_does_not_stop_the_fan_out_and_the_queue_is_bounded(
     emu: Emulator,
 ) -> None:
     prompts = [f"p{i}" for i in range(12)]
-    async with client_of(emu) as client:
+    async with make_client(emu, rate_limits=OFF) as client:
         fan_out = client.run_many(prompts, max_concurrency=3)
         async with fan_out:
             first = await fan_out.__anext__()
@@ -300,7 +299,7 @@ async def test_a_slow_body_does_not_stop_the_fan_out_and_the_queue_is_bounded(
 @pytest.mark.anyio
 async def test_an_outcome_does_not_wait_behind_a_stuck_create(emu: Emulator) -> None:
     emu.configure(pending_seconds=0, run_seconds=1)
-    async with client_of(emu, timeout=30) as client:
+    async with make_client(emu, rate_limits=OFF, timeout=30) as client:
         await client.users.me()
         emu.faults.add("latency", route="create_agent_run", seconds=5.0, times=1)
         fan_out = client.run_many(["quick", "stuck"], max_concurrency=2)
@@ -343,7 +342,7 @@ async def test_a_journaled_key_is_reconciled_not_posted_blindly(
     prompts = ["posted before the crash", "never posted", "never keyed"]
     await journal_with_keys(emu, journal, prompts, {0: "key-posted", 1: "key-unsent"}, {0})
     seeded = emu.seed_run(prompts[0], metadata={cg.IDEMPOTENCY_METADATA_KEY: "key-posted"})
-    async with client_of(emu) as client:
+    async with make_client(emu, rate_limits=OFF) as client:
         fan_out = client.run_many(prompts, journal=journal)
         async with fan_out:
             # On this boot, the key never marked sent is started at once (with its key).
@@ -367,7 +366,7 @@ async def test_an_undecided_key_stays_unconfirmed_for_the_next_resume(
     journal = tmp_path / "batch.sqlite3"
     prompts = ["maybe posted"]
     await journal_with_keys(emu, journal, prompts, {0: "key-maybe"}, {0})
-    async with client_of(emu, max_retries=0) as client:
+    async with make_client(emu, rate_limits=OFF, max_retries=0) as client:
         await client.users.me()
         emu.faults.add("error_before", route="list_agent_runs", status=503, times=None)
         fan_out = client.run_many(prompts, journal=journal)
@@ -408,7 +407,7 @@ async def test_after_a_machine_crash_every_keyed_input_is_reconciled(
         _another_boot(journal)
     else:
         monkeypatch.setattr("codegen_async._journal._BOOT_ID_FILE", str(tmp_path / "none"))
-    async with client_of(emu) as client:
+    async with make_client(emu, rate_limits=OFF) as client:
         fan_out = client.run_many(prompts, journal=journal)
         async with fan_out:
             assert fan_out.resumed == cg.ResumeCounts(

@@ -21,19 +21,18 @@ import pytest
 import codegen_async as cg
 from codegen_async.testing import Emulator
 
+from ..conftest import make_client
+
 FAST = 0.001
 PROMPTS = [f"task {i}" for i in range(4)]
 
-
-def client_of(emu: Emulator, **extra: object) -> cg.AsyncCodegen:
-    options = {**emu.client_options(), "rate_limits": cg.RateLimits.off(), **extra}
-    return cg.AsyncCodegen(**options)
+OFF = cg.RateLimits.off()
 
 
 async def stopped_batch(emu: Emulator, journal: Path) -> list[cg.RunOutcome]:
     """A batch on `emu` left with every run created and in flight (the fan-out's timeout
     ended this process's part; a resume awaits them)."""
-    async with client_of(emu) as client:
+    async with make_client(emu, rate_limits=OFF) as client:
         outcomes = await client.gather_many(PROMPTS, timeout=0.5, journal=journal)
     assert all(isinstance(o.error, cg.WaitTimeoutError) for o in outcomes)
     return outcomes
@@ -57,7 +56,7 @@ async def test_a_journal_resumed_on_another_server_is_refused_before_any_request
         assert sorted(o.run_id for o in first) == strangers  # the same ids on B
         content = journal.read_bytes()
         server_b.reset_counters()
-        async with client_of(server_b) as client:
+        async with make_client(server_b, rate_limits=OFF) as client:
             with pytest.raises(cg.JournalMismatchError, match="written for the server") as info:
                 await client.gather_many(PROMPTS, journal=journal)
         assert server_b.counters.requests == 0
@@ -72,7 +71,7 @@ async def test_a_journal_resumed_on_another_server_is_refused_before_any_request
 
 
 async def _gather(emu: Emulator, journal: Path, **extra: object) -> list[cg.RunOutcome]:
-    async with client_of(emu, **extra) as client:
+    async with make_client(emu, rate_limits=OFF, **extra) as client:
         return await client.gather_many(PROMPTS, journal=journal)
 
 

@@ -4,7 +4,6 @@ bounds each create (retries and lookups included)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import anyio
 import pytest
@@ -13,15 +12,12 @@ import codegen_async as cg
 from codegen_async import IDEMPOTENCY_METADATA_KEY
 from codegen_async.testing import Emulator
 
+from ..conftest import make_client
+
 SCALE = 0.1  # emulated seconds run 10 times faster than real ones
 MARGIN = 1.5  # real seconds of slack on top of a deadline (CI machines are slow)
 
-
-def _client(emu: Emulator, **overrides: Any) -> cg.AsyncCodegen:
-    options = emu.client_options()
-    options.update(rate_limits=cg.RateLimits.off())
-    options.update(overrides)
-    return cg.AsyncCodegen(**options)
+OFF = cg.RateLimits.off()
 
 
 def _runs_by_key(emu: Emulator) -> dict[str, int]:
@@ -41,7 +37,7 @@ async def test_a_late_commit_never_becomes_a_second_run() -> None:
     async with Emulator(time_scale=scale, rate_limits=False) as emu:
         emu.faults.add("commit_delay", route="create_agent_run", seconds=8.0, times=None)
         keys = [f"late-{i}" for i in range(20)]
-        async with _client(emu, timeout=1.0 * scale) as client:
+        async with make_client(emu, rate_limits=OFF, timeout=1.0 * scale) as client:
             await client.users.me()
             runs: dict[str, cg.AgentRun] = {}
 
@@ -67,7 +63,7 @@ async def test_a_second_post_waits_for_the_commit_horizon() -> None:
     async with Emulator(time_scale=SCALE, rate_limits=False) as emu:
         emu.faults.add("error_before", route="create_agent_run", status=503)
         policy = cg.CreatePolicy(commit_horizon=5.0).scaled(SCALE)
-        async with _client(emu, create_policy=policy) as client:
+        async with make_client(emu, rate_limits=OFF, create_policy=policy) as client:
             await client.users.me()
             emu.reset_counters()
             started = emu.now()
@@ -85,7 +81,7 @@ async def test_no_time_left_for_the_horizon_is_ambiguous_with_the_key() -> None:
     async with Emulator(time_scale=SCALE, rate_limits=False) as emu:
         emu.faults.add("error_before", route="create_agent_run", status=503)
         policy = cg.CreatePolicy(commit_horizon=60.0, deadline=3.0).scaled(SCALE)
-        async with _client(emu, create_policy=policy) as client:
+        async with make_client(emu, rate_limits=OFF, create_policy=policy) as client:
             with pytest.raises(cg.AmbiguousCreateError) as info:
                 await client.agent_runs.create("lost", idempotency_key="k-ambiguous")
             assert [u.idempotency_key for u in client.agent_runs.unconfirmed_creates] == [
@@ -103,7 +99,10 @@ async def test_a_silent_server_never_holds_a_create_past_its_deadline() -> None:
     timeout = 0.5
     policy = cg.CreatePolicy(commit_horizon=0.3, deadline=1.2)
     emu = Emulator(time_scale=0.01, rate_limits=False)
-    async with emu.serve(port=0), _client(emu, timeout=timeout, create_policy=policy) as client:
+    async with (
+        emu.serve(port=0),
+        make_client(emu, rate_limits=OFF, timeout=timeout, create_policy=policy) as client,
+    ):
         await client.users.me()
         emu.faults.add("silence_after_commit", times=None)
         started = time.monotonic()
@@ -120,7 +119,7 @@ async def test_a_create_queued_past_its_deadline_sent_nothing() -> None:
     async with Emulator(time_scale=SCALE, rate_limits=False) as emu:
         policy = cg.CreatePolicy(deadline=0.05)
         limits = cg.RateLimits({cg.RateClass.CREATE: cg.Limit(1, 3600.0)})
-        async with _client(emu, create_policy=policy, rate_limits=limits) as client:
+        async with make_client(emu, create_policy=policy, rate_limits=limits) as client:
             await client.agent_runs.create("takes the only token")
             with pytest.raises(cg.APITimeoutError) as info:
                 await client.agent_runs.create("queued")
