@@ -12,6 +12,11 @@ resource, the fan-out), writes a class of the same shape whose methods block:
   callback taking the async client takes the sync one;
 - annotated attributes become read-only properties (resources: their twins).
 
+What every twin shares lives once in `_portal` (hand-written): `Twin` holds the async
+object, the portal and the lifeline (`_wrap`, `_setup`); `ClosingTwin` adds the own
+lifeline, the finalizer, `close()`'s body and `with`. A generated class writes only what
+differs: its base, signatures, docstrings and the twins of its attributes.
+
 The output is formatted with ruff and committed; `--check` regenerates into a temporary
 folder and compares the trees byte for byte. Never edit the generated files by hand.
 """
@@ -101,13 +106,6 @@ class Writer:
         self.classes = wrapped_classes()
         self.sync_names = {cls.__name__: sync for cls, sync in self.classes.items()}
         self.imports = Imports()
-        self.imports.name("._portal", "HeldContext")
-        self.imports.name("._portal", "Lifeline")
-        self.imports.name("._portal", "Portal")
-        self.imports.name("._portal", "get_portal")
-        self.imports.name("types", "TracebackType")
-        self.imports.name("collections.abc", "Callable")
-        self.imports.name("typing", "Any")
 
     # -- names and types -------------------------------------------------------------
 
@@ -171,17 +169,26 @@ class Writer:
         namespace = vars(sys.modules[cls.__module__])
         shadowed = {n for n in dir(cls) if not n.startswith("_")}
         parts = [
-            f"class {sync}:",
+            f"class {sync}({self.base(cls)}[{self.async_ref(cls)}]):",
             indent(docstring(cls.__doc__ or f"The blocking twin of `{cls.__name__}`.")),
-            f"    __slots__ = {tuple(self.slots(cls))!r}",
+            f"    __slots__ = {tuple(f'_{n}' for n in self.wrapped_attributes(cls))!r}",
         ]
         parts.append(self.write_init(cls, namespace, shadowed))
-        parts.append(self.write_wrap(cls))
+        parts.append(self.write_setup(cls))
         for name, annotation in self.attributes(cls).items():
             parts.append(self.write_attribute(name, annotation, namespace, shadowed))
         for name, member in members(cls):
             parts.append(self.write_member(cls, name, member, namespace, shadowed))
         return "\n\n".join(p for p in parts if p)
+
+    def base(self, cls: type) -> str:
+        """`ClosingTwin` for what is closed and used in `async with`, else `Twin`."""
+        closes, enters = hasattr(cls, "aclose"), hasattr(cls, "__aenter__")
+        if closes != enters:
+            raise ValueError(f"{cls.__name__}: aclose without __aenter__ (or the reverse)")
+        name = "ClosingTwin" if closes else "Twin"
+        self.imports.name("._portal", name)
+        return name
 
     def attributes(self, cls: type) -> dict[str, str]:
         """The public annotated attributes of `cls` (and of its bases)."""
@@ -191,14 +198,6 @@ class Writer:
                 if not name.startswith("_"):
                     found[name] = str(annotation)
         return found
-
-    def slots(self, cls: type) -> list[str]:
-        slots = ["__weakref__", "_async", "_lifeline", "_portal"]
-        if hasattr(cls, "__aenter__"):
-            slots.append("_contexts")
-        if hasattr(cls, "aclose"):
-            slots.append("_finalizer")
-        return slots + [f"_{name}" for name in self.wrapped_attributes(cls)]
 
     def wrapped_attributes(self, cls: type) -> list[str]:
         return [n for n, a in self.attributes(cls).items() if a in self.sync_names]
@@ -210,6 +209,7 @@ class Writer:
         signature = inspect.signature(cls.__init__)
         params = self.parameters(signature, namespace, shadowed)
         args = call_arguments(signature, {})
+        self.imports.name("._portal", "get_portal")
         return "\n".join(
             [
                 f"    def __init__({params}) -> None:",
@@ -218,35 +218,21 @@ class Writer:
             ]
         )
 
-    def write_wrap(self, cls: type) -> str:
-        sync, ref = self.classes[cls], self.async_ref(cls)
+    def write_setup(self, cls: type) -> str:
+        """`_setup` for a class holding twins of its attributes (the base does the rest)."""
+        wrapped = self.wrapped_attributes(cls)
+        if not wrapped:
+            return ""
+        self.imports.name("._portal", "Lifeline")
+        self.imports.name("._portal", "Portal")
         lines = [
-            "    @classmethod",
-            "    def _wrap(",
-            f"        cls, portal: Portal, wrapped: {ref}, lifeline: Lifeline | None",
-            f"    ) -> {sync}:",
-            "        twin = cls.__new__(cls)",
-            "        twin._setup(portal, wrapped, lifeline)",
-            "        return twin",
-            "",
             "    def _setup(",
-            f"        self, portal: Portal, wrapped: {ref}, lifeline: Lifeline | None = None",
+            f"        self, portal: Portal, wrapped: {self.async_ref(cls)},"
+            " lifeline: Lifeline | None = None",
             "    ) -> None:",
-            "        self._portal = portal",
-            "        self._async = wrapped",
+            "        super()._setup(portal, wrapped, lifeline)",
         ]
-        if hasattr(cls, "aclose"):
-            # Its own lifeline, holding what it was made from: it is closed when the last
-            # twin holding the lifeline goes, and keeps its parent open until then.
-            lines.append("        self._lifeline = Lifeline(lifeline)")
-            lines.append(
-                "        self._finalizer = portal.finalize(self._lifeline, wrapped.aclose)"
-            )
-        else:
-            lines.append("        self._lifeline = lifeline")
-        if hasattr(cls, "__aenter__"):
-            lines.append("        self._contexts: list[HeldContext] = []")
-        for name in self.wrapped_attributes(cls):
+        for name in wrapped:
             twin = self.sync_names[self.attributes(cls)[name]]
             lines.append(
                 f"        self._{name} = {twin}._wrap(portal, wrapped.{name}, self._lifeline)"
@@ -271,38 +257,13 @@ class Writer:
             assert member.fget is not None
             returns = inspect.signature(member.fget).return_annotation
             return self.write_attribute(name, str(returns), namespace, shadowed)
-        if name == "__aenter__":
-            return self.write_enter(cls)
-        if name == "__aexit__":
-            return self.write_exit()
+        if name in ("__aenter__", "__aexit__"):
+            return ""  # ClosingTwin's __enter__ / __exit__
         if name == "__aiter__":
             return self.write_iter(cls, namespace, shadowed)
         if name == "aclose":
             return self.write_close(member)
         return self.write_method(cls, name, member, namespace, shadowed)
-
-    def write_enter(self, cls: type) -> str:
-        sync = self.classes[cls]
-        return "\n".join(
-            [
-                f"    def __enter__(self) -> {sync}:",
-                "        self._contexts.append(self._portal.enter(self._async))",
-                "        return self",
-            ]
-        )
-
-    def write_exit(self) -> str:
-        return "\n".join(
-            [
-                "    def __exit__(",
-                "        self,",
-                "        exc_type: type[BaseException] | None,",
-                "        exc: BaseException | None,",
-                "        tb: TracebackType | None,",
-                "    ) -> None:",
-                "        self._contexts.pop().exit(exc_type, exc, tb)",
-            ]
-        )
 
     def write_iter(self, cls: type, namespace: dict[str, Any], shadowed: set[str]) -> str:
         item = inspect.signature(cls.__anext__).return_annotation  # type: ignore[attr-defined]
@@ -320,8 +281,7 @@ class Writer:
             [
                 "    def close(self) -> None:",
                 indent(docstring(member.__doc__ or "Close it."), 8),
-                "        self._finalizer.detach()",
-                "        self._portal.call(self._async.aclose)",
+                "        self._close()",
             ]
         )
 
