@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _operations as ops
 from ._batched import Batched
-from ._fanout import ProgressEvent, RunCreator, RunInput, RunMany, RunSpec
 from ._http import Pipeline
 from ._limits import PollPolicy
 from ._logstream import LogPages, stream_logs
 from ._polling import Poller
 from ._resource import Organization, Resource
-from ._telemetry import Telemetry
 from .models import AgentRun, AgentRunLog, Page, SourceType
+
+if TYPE_CHECKING:  # loaded on first use: a fan-out's modules, telemetry only when on
+    from ._fanout import ProgressEvent, RunCreator, RunInput, RunMany, RunSpec
+    from ._telemetry import Telemetry
 
 __all__ = ["RunEngine"]
 
@@ -101,6 +103,8 @@ class RunEngine(Resource):
         metadata: Mapping[str, Any] | None = None,
     ) -> RunMany:
         """A fan-out whose creates go through `runs` (the calling client's `agent_runs`)."""
+        from ._fanout import RunMany
+
         return RunMany(
             runs,
             self.poller,

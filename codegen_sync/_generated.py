@@ -4,71 +4,77 @@
 
 from __future__ import annotations
 
-import builtins
-import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING
 
 import codegen_async._client as _client
-import codegen_async._fanout as _fanout
-import codegen_async.resources.agent_runs as _agent_runs
-import codegen_async.resources.cli_rules as _cli_rules
-import codegen_async.resources.functions as _functions
-import codegen_async.resources.integrations as _integrations
-import codegen_async.resources.mcp_providers as _mcp_providers
-import codegen_async.resources.oauth as _oauth
-import codegen_async.resources.organizations as _organizations
-import codegen_async.resources.pull_requests as _pull_requests
-import codegen_async.resources.repositories as _repositories
-import codegen_async.resources.sandbox as _sandbox
-import codegen_async.resources.setup_commands as _setup_commands
-import codegen_async.resources.slack_connect as _slack_connect
-import codegen_async.resources.users as _users
-from codegen_async import (
-    AgentRun,
-    AgentRunLog,
-    AgentRunWithLogs,
-    APIResponse,
-    CreatePolicy,
-    FunctionOutcome,
-    FunctionResult,
-    HealthCheck,
-    MultiRunResult,
-    Organization,
-    Page,
-    PollPolicy,
-    ProgressEvent,
-    RateClass,
-    RateLimits,
-    RateLimitStatus,
-    Repository,
-    ResumeCounts,
-    RunOutcome,
-    RunSpec,
-    SourceType,
-    UnconfirmedCreate,
-    User,
-)
-from codegen_async._settings import Settings
-from codegen_async.models import (
-    AgentType,
-    CheckSuiteSettings,
-    CLIRules,
-    EditPRResult,
-    LogAnalysis,
-    OAuthProvider,
-    OrganizationIntegrations,
-    PRState,
-    SetupCommandsResult,
-    SlackConnectToken,
-)
 
-from ._portal import ClosingTwin, Lifeline, Portal, Twin, get_portal, sync_callback
+from ._portal import ClosingTwin, Twin, get_portal, sync_callback
+
+if TYPE_CHECKING:
+    import builtins
+    import os
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+    from typing import Any
+
+    import httpx
+
+    import codegen_async._fanout as _fanout
+    import codegen_async.resources.agent_runs as _agent_runs
+    import codegen_async.resources.cli_rules as _cli_rules
+    import codegen_async.resources.functions as _functions
+    import codegen_async.resources.integrations as _integrations
+    import codegen_async.resources.mcp_providers as _mcp_providers
+    import codegen_async.resources.oauth as _oauth
+    import codegen_async.resources.organizations as _organizations
+    import codegen_async.resources.pull_requests as _pull_requests
+    import codegen_async.resources.repositories as _repositories
+    import codegen_async.resources.sandbox as _sandbox
+    import codegen_async.resources.setup_commands as _setup_commands
+    import codegen_async.resources.slack_connect as _slack_connect
+    import codegen_async.resources.users as _users
+    from codegen_async import (
+        AgentRun,
+        AgentRunLog,
+        AgentRunWithLogs,
+        APIResponse,
+        CreatePolicy,
+        FunctionOutcome,
+        FunctionResult,
+        HealthCheck,
+        MultiRunResult,
+        Organization,
+        Page,
+        PollPolicy,
+        ProgressEvent,
+        RateClass,
+        RateLimits,
+        RateLimitStatus,
+        Repository,
+        ResumeCounts,
+        RunOutcome,
+        RunSpec,
+        SourceType,
+        UnconfirmedCreate,
+        User,
+    )
+    from codegen_async._settings import Settings
+    from codegen_async.models import (
+        AgentType,
+        CheckSuiteSettings,
+        CLIRules,
+        EditPRResult,
+        LogAnalysis,
+        OAuthProvider,
+        OrganizationIntegrations,
+        PRState,
+        SetupCommandsResult,
+        SlackConnectToken,
+    )
+
+    from ._portal import Lifeline, Portal
 
 
-class Codegen(ClosingTwin[_client.AsyncCodegen]):
+class Codegen(ClosingTwin):
     """The client of the Codegen Developer API.
 
     Settings come from the arguments, else the environment (`CODEGEN_API_KEY`, ...), else
@@ -94,6 +100,7 @@ class Codegen(ClosingTwin[_client.AsyncCodegen]):
         "_slack_connect",
         "_users",
     )
+    _async: _client.AsyncCodegen
 
     def __init__(
         self,
@@ -410,10 +417,11 @@ class Codegen(ClosingTwin[_client.AsyncCodegen]):
         )
 
 
-class AgentRuns(Twin[_agent_runs.AgentRuns]):
+class AgentRuns(Twin):
     """The blocking twin of `AgentRuns`."""
 
     __slots__ = ()
+    _async: _agent_runs.AgentRuns
 
     @property
     def create_policy(self) -> CreatePolicy:
@@ -555,20 +563,22 @@ class AgentRuns(Twin[_agent_runs.AgentRuns]):
         return self._portal.iterate(self._lifeline, self._async.as_completed, runs, timeout=timeout)
 
 
-class CLIRulesResource(Twin[_cli_rules.CLIRulesResource]):
+class CLIRulesResource(Twin):
     """The blocking twin of `CLIRulesResource`."""
 
     __slots__ = ()
+    _async: _cli_rules.CLIRulesResource
 
     def get(self) -> CLIRules:
         """The rules agents should follow in this organization, and the caller's prompt."""
         return self._portal.call(self._async.get)
 
 
-class Functions(Twin[_functions.Functions]):
+class Functions(Twin):
     """The blocking twin of `Functions`."""
 
     __slots__ = ()
+    _async: _functions.Functions
 
     def run(self, name: str, *, repo_full_name: str, message: str | None = None) -> FunctionResult:
         """Run function `name` on `repo_full_name` ("owner/repo") through `POST /v1/run`."""
@@ -599,30 +609,33 @@ class Functions(Twin[_functions.Functions]):
         )
 
 
-class Integrations(Twin[_integrations.Integrations]):
+class Integrations(Twin):
     """The blocking twin of `Integrations`."""
 
     __slots__ = ()
+    _async: _integrations.Integrations
 
     def get(self) -> OrganizationIntegrations:
         """Every integration of the organization, with its status."""
         return self._portal.call(self._async.get)
 
 
-class MCPProviders(Twin[_mcp_providers.MCPProviders]):
+class MCPProviders(Twin):
     """The blocking twin of `MCPProviders`."""
 
     __slots__ = ()
+    _async: _mcp_providers.MCPProviders
 
     def list(self) -> builtins.list[OAuthProvider]:
         """Every OAuth provider that is an MCP provider."""
         return self._portal.call(self._async.list)
 
 
-class OAuth(Twin[_oauth.OAuth]):
+class OAuth(Twin):
     """The blocking twin of `OAuth`."""
 
     __slots__ = ()
+    _async: _oauth.OAuth
 
     def token_status(self) -> Any:
         """Which providers have an active OAuth token for the caller in the organization."""
@@ -633,10 +646,11 @@ class OAuth(Twin[_oauth.OAuth]):
         return self._portal.call(self._async.revoke, provider)
 
 
-class Organizations(Twin[_organizations.Organizations]):
+class Organizations(Twin):
     """The blocking twin of `Organizations`."""
 
     __slots__ = ()
+    _async: _organizations.Organizations
 
     def list_page(self, *, skip: int = 0, limit: int = 100) -> Page[Organization]:
         """One page of the caller's organizations."""
@@ -647,10 +661,11 @@ class Organizations(Twin[_organizations.Organizations]):
         return self._portal.iterate(self._lifeline, self._async.list)
 
 
-class PullRequests(Twin[_pull_requests.PullRequests]):
+class PullRequests(Twin):
     """The blocking twin of `PullRequests`."""
 
     __slots__ = ()
+    _async: _pull_requests.PullRequests
 
     def edit(self, pr_id: int, *, state: PRState) -> EditPRResult:
         """Set a pull request's state (open, closed, draft, ready_for_review)."""
@@ -661,10 +676,11 @@ class PullRequests(Twin[_pull_requests.PullRequests]):
         return self._portal.call(self._async.edit_in_repo, repo_id, pr_id, state=state)
 
 
-class Repositories(Twin[_repositories.Repositories]):
+class Repositories(Twin):
     """The blocking twin of `Repositories`."""
 
     __slots__ = ()
+    _async: _repositories.Repositories
 
     def list_page(self, *, skip: int = 0, limit: int = 100) -> Page[Repository]:
         """One page of the organization's repositories."""
@@ -700,20 +716,22 @@ class Repositories(Twin[_repositories.Repositories]):
         )
 
 
-class Sandbox(Twin[_sandbox.Sandbox]):
+class Sandbox(Twin):
     """The blocking twin of `Sandbox`."""
 
     __slots__ = ()
+    _async: _sandbox.Sandbox
 
     def analyze_logs(self, sandbox_id: int) -> LogAnalysis:
         """Start an agent that reads the sandbox's setup logs and explains what failed."""
         return self._portal.call(self._async.analyze_logs, sandbox_id)
 
 
-class SetupCommands(Twin[_setup_commands.SetupCommands]):
+class SetupCommands(Twin):
     """The blocking twin of `SetupCommands`."""
 
     __slots__ = ()
+    _async: _setup_commands.SetupCommands
 
     def generate(
         self, repo_id: int, *, prompt: str | None = None, trigger_source: str = "setup-commands"
@@ -724,20 +742,22 @@ class SetupCommands(Twin[_setup_commands.SetupCommands]):
         )
 
 
-class SlackConnect(Twin[_slack_connect.SlackConnect]):
+class SlackConnect(Twin):
     """The blocking twin of `SlackConnect`."""
 
     __slots__ = ()
+    _async: _slack_connect.SlackConnect
 
     def generate_token(self) -> SlackConnectToken:
         """A one-time token (10 minutes) to DM the Codegen bot: "Connect my account: {token}"."""
         return self._portal.call(self._async.generate_token)
 
 
-class Users(Twin[_users.Users]):
+class Users(Twin):
     """The blocking twin of `Users`."""
 
     __slots__ = ()
+    _async: _users.Users
 
     def me(self) -> User:
         """The user the API key belongs to."""
@@ -756,7 +776,7 @@ class Users(Twin[_users.Users]):
         return self._portal.iterate(self._lifeline, self._async.list)
 
 
-class RunMany(ClosingTwin[_fanout.RunMany]):
+class RunMany(ClosingTwin):
     """An iterator of `RunOutcome`s, one per input, in the order they finish.
 
     Made by `Codegen.run_many`. Use `for outcome in fan_out`, or `events()`
@@ -769,6 +789,7 @@ class RunMany(ClosingTwin[_fanout.RunMany]):
     """
 
     __slots__ = ()
+    _async: _fanout.RunMany
 
     @property
     def group_id(self) -> str:

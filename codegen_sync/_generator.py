@@ -83,20 +83,38 @@ def wrapped_classes() -> dict[type, str]:
 
 @attrs.define
 class Imports:
-    """What the generated module imports, collected while writing signatures."""
+    """What the generated module imports, collected while writing. Only what runs needs
+    importing at run time (the portal, the client's module for `Codegen()`); what only
+    annotations name is imported under TYPE_CHECKING, so `import codegen_sync._generated`
+    loads no module a first call does not need (the fan-out's, the synthesis's)."""
 
     modules: set[str] = attrs.field(factory=set)
     names: dict[str, set[str]] = attrs.field(factory=dict)
+    runtime: set[str] = attrs.field(factory=set)  # modules, or "module:name"
 
-    def name(self, module: str, name: str) -> None:
+    def name(self, module: str, name: str, *, runtime: bool = False) -> None:
         self.names.setdefault(module, set()).add(name)
+        if runtime:
+            self.runtime.add(f"{module}:{name}")
+
+    def module(self, module: str, *, runtime: bool = False) -> None:
+        self.modules.add(module)
+        if runtime:
+            self.runtime.add(module)
 
     def render(self) -> str:
-        lines = [f"import {module}" for module in sorted(self.modules)]
+        now: list[str] = ["from typing import TYPE_CHECKING"]
+        later: list[str] = []
+        for module in sorted(self.modules):
+            (now if module in self.runtime else later).append(f"import {module}")
         for module in sorted(self.names):
-            names = ", ".join(sorted(self.names[module]))
-            lines.append(f"from {module} import {names}")
-        return "\n".join(lines)
+            for name in sorted(self.names[module]):
+                runtime = f"{module}:{name}" in self.runtime
+                (now if runtime else later).append(f"from {module} import {name}")
+        body = "\n".join(now)
+        if later:
+            body += "\n\nif TYPE_CHECKING:\n" + "\n".join(f"    {line}" for line in later)
+        return body
 
 
 class Writer:
@@ -109,14 +127,14 @@ class Writer:
 
     # -- names and types -------------------------------------------------------------
 
-    def module_alias(self, cls: type) -> str:
+    def module_alias(self, cls: type, *, runtime: bool = False) -> str:
         """The name the generated module imports `cls`'s module under."""
         alias = "_" + cls.__module__.rsplit(".", 1)[-1].lstrip("_")
-        self.imports.modules.add(f"{cls.__module__} as {alias}")
+        self.imports.module(f"{cls.__module__} as {alias}", runtime=runtime)
         return alias
 
-    def async_ref(self, cls: type) -> str:
-        return f"{self.module_alias(cls)}.{cls.__name__}"
+    def async_ref(self, cls: type, *, runtime: bool = False) -> str:
+        return f"{self.module_alias(cls, runtime=runtime)}.{cls.__name__}"
 
     def annotation(self, text: str, namespace: dict[str, Any], shadowed: set[str]) -> str:
         """The sync form of an annotation string, registering what it needs imported."""
@@ -134,7 +152,7 @@ class Writer:
             return dotted
         if head not in namespace and hasattr(builtins, head):
             if head in shadowed:
-                self.imports.modules.add("builtins")
+                self.imports.module("builtins")
                 return f"builtins.{dotted}"
             return dotted
         if head not in namespace:
@@ -145,7 +163,7 @@ class Writer:
     def import_name(self, name: str, obj: object) -> None:
         """Import `name` from where it is explicitly exported."""
         if isinstance(obj, types.ModuleType):
-            self.imports.modules.add(obj.__name__)
+            self.imports.module(obj.__name__)
             return
         if name in codegen_async.__all__ and getattr(codegen_async, name) is obj:
             self.imports.name("codegen_async", name)
@@ -166,12 +184,13 @@ class Writer:
 
     def write_class(self, cls: type) -> str:
         sync = self.classes[cls]
-        namespace = vars(sys.modules[cls.__module__])
+        namespace = annotation_namespace(cls)
         shadowed = {n for n in dir(cls) if not n.startswith("_")}
         parts = [
-            f"class {sync}({self.base(cls)}[{self.async_ref(cls)}]):",
+            f"class {sync}({self.base(cls)}):",
             indent(docstring(cls.__doc__ or f"The blocking twin of `{cls.__name__}`.")),
-            f"    __slots__ = {tuple(f'_{n}' for n in self.wrapped_attributes(cls))!r}",
+            f"    __slots__ = {tuple(f'_{n}' for n in self.wrapped_attributes(cls))!r}\n"
+            f"    _async: {self.async_ref(cls)}",
         ]
         parts.append(self.write_init(cls, namespace, shadowed))
         parts.append(self.write_setup(cls))
@@ -187,7 +206,7 @@ class Writer:
         if closes != enters:
             raise ValueError(f"{cls.__name__}: aclose without __aenter__ (or the reverse)")
         name = "ClosingTwin" if closes else "Twin"
-        self.imports.name("._portal", name)
+        self.imports.name("._portal", name, runtime=True)
         return name
 
     def attributes(self, cls: type) -> dict[str, str]:
@@ -205,11 +224,11 @@ class Writer:
     def write_init(self, cls: type, namespace: dict[str, Any], shadowed: set[str]) -> str:
         if cls is not _client.AsyncCodegen:
             return ""  # the others are made only by the facade, through _wrap
-        ref = self.async_ref(cls)
+        ref = self.async_ref(cls, runtime=True)
         signature = inspect.signature(cls.__init__)
         params = self.parameters(signature, namespace, shadowed)
         args = call_arguments(signature, {})
-        self.imports.name("._portal", "get_portal")
+        self.imports.name("._portal", "get_portal", runtime=True)
         return "\n".join(
             [
                 f"    def __init__({params}) -> None:",
@@ -320,7 +339,7 @@ class Writer:
         adapted = {}
         for param in signature.parameters.values():
             if ASYNC_CLIENT_CALLBACK.fullmatch(str(param.annotation)):
-                self.imports.name("._portal", "sync_callback")
+                self.imports.name("._portal", "sync_callback", runtime=True)
                 twin = "lambda c: Codegen._wrap(self._portal, c, self._lifeline)"
                 adapted[param.name] = f"sync_callback({param.name}, {twin})"
         return adapted
@@ -351,6 +370,13 @@ class Writer:
         return "\n\n\n".join(
             [HEADER + doc, "from __future__ import annotations", self.imports.render(), *bodies]
         )
+
+
+def annotation_namespace(cls: type) -> dict[str, Any]:
+    """The names `cls`'s annotations may use: its module's, else codegen_async's public
+    names (a module imports those a first call does not need only under TYPE_CHECKING)."""
+    public = {name: getattr(codegen_async, name) for name in codegen_async.__all__}
+    return {**public, **vars(sys.modules[cls.__module__])}
 
 
 def members(cls: type) -> Iterator[tuple[str, Any]]:
@@ -389,10 +415,12 @@ def indent(text: str, spaces: int = 4) -> str:
 
 
 def package_init() -> str:
-    """`codegen_sync/__init__.py`: every public name of codegen_async, with the twins."""
+    """`codegen_sync/__init__.py`: every public name of codegen_async, with the twins,
+    each loaded on first use (PEP 562): `import codegen_sync` imports nothing more."""
     twins = {cls.__name__: sync for cls, sync in wrapped_classes().items()}
-    names = sorted({twins.get(n, n) for n in codegen_async.__all__ if n != "__version__"})
+    names = sorted({twins.get(n, n) for n in codegen_async.__all__} | {"Codegen"})
     shared = [n for n in names if n not in twins.values()]
+    generated = [n for n in names if n in twins.values()]
     doc = inspect.cleandoc(
         """The blocking twin of codegen_async: the same API for plain scripts.
 
@@ -402,17 +430,32 @@ def package_init() -> str:
             run = client.run("Fix the flaky test in tests/test_api.py", repo_id=42)
             print(run.status, run.result)
 
-        Every call runs on one private event loop per process (see `_portal`)."""
+        Every call runs on one private event loop per process (see `_portal`). Each name
+        loads on first use: the twins from `_generated`, the rest from codegen_async."""
     )
+    table = {**dict.fromkeys(shared, "codegen_async"), **dict.fromkeys(generated, "._generated")}
     lines = [
         HEADER + f'"""{doc}\n"""',
-        "from codegen_async import __version__",
-        "from codegen_async import (\n" + "".join(f"    {n},\n" for n in shared) + ")",
-        "from ._generated import "
-        + ", ".join(sorted(s for s in twins.values() if s in names or s == "Codegen")),
-        "__all__ = [\n"
-        + "".join(f'    "{n}",\n' for n in sorted({*names, "Codegen", "__version__"}))
-        + "]",
+        "from __future__ import annotations",
+        "import importlib\nfrom typing import TYPE_CHECKING, Any",
+        "if TYPE_CHECKING:\n"
+        + "    from codegen_async import (\n"
+        + "".join(f"        {n},\n" for n in shared)
+        + "    )\n"
+        + "    from ._generated import "
+        + ", ".join(generated),
+        "# name -> the module it is loaded from on first use\n_LAZY = {\n"
+        + "".join(f'    "{n}": "{m}",\n' for n, m in sorted(table.items()))
+        + "}",
+        "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]",
+        "def __dir__() -> list[str]:\n    return sorted({*globals(), *_LAZY})",
+        "if not TYPE_CHECKING:  # hidden from type checkers: a typo stays an error there\n\n"
+        "    def __getattr__(name: str) -> Any:\n"
+        "        if name not in _LAZY:\n"
+        '            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")\n'
+        "        value = getattr(importlib.import_module(_LAZY[name], __name__), name)\n"
+        "        globals()[name] = value  # the next lookup is a plain global\n"
+        "        return value",
     ]
     return "\n\n".join(lines) + "\n"
 

@@ -51,7 +51,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 import anyio.to_thread
 
@@ -72,9 +72,8 @@ T = TypeVar("T")
 A = TypeVar("A")
 S = TypeVar("S")
 P = ParamSpec("P")
-W = TypeVar("W")
-TwinT = TypeVar("TwinT", bound="Twin[Any]")
-ClosingT = TypeVar("ClosingT", bound="ClosingTwin[Any]")
+TwinT = TypeVar("TwinT", bound="Twin")
+ClosingT = TypeVar("ClosingT", bound="ClosingTwin")
 
 logger = logging.getLogger("codegen_sync")
 
@@ -227,9 +226,10 @@ class Portal:
             await asyncio.wait(set(self._closing), timeout=EXIT_GRACE)
 
 
-class Twin(Generic[W]):
+class Twin:
     """The base of every generated sync class: it holds the async object it wraps
-    (`_async`), the portal that runs it, and the lifeline of what it was made from.
+    (`_async`, whose type each subclass declares), the portal that runs it, and the
+    lifeline of what it was made from.
 
     Twins are made only by the facade, through `_wrap` (or `Codegen()`); a subclass that
     holds twins of its attributes extends `_setup` to make them."""
@@ -237,7 +237,7 @@ class Twin(Generic[W]):
     __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
 
     _portal: Portal
-    _async: W
+    _async: Any
     _lifeline: Lifeline | None
 
     @classmethod
@@ -246,20 +246,13 @@ class Twin(Generic[W]):
         twin._setup(portal, wrapped, lifeline)
         return twin
 
-    def _setup(self, portal: Portal, wrapped: W, lifeline: Lifeline | None = None) -> None:
+    def _setup(self, portal: Portal, wrapped: Any, lifeline: Lifeline | None = None) -> None:
         self._portal = portal
         self._async = wrapped
         self._lifeline = lifeline
 
 
-class _Closable(Protocol):
-    def aclose(self) -> Awaitable[object]: ...
-
-
-C = TypeVar("C", bound=_Closable)
-
-
-class ClosingTwin(Twin[C]):
+class ClosingTwin(Twin):
     """The twin of an async object that is closed (`aclose`) and used in `async with`:
     it has its own lifeline, holding what it was made from, so the async object is
     closed when the last twin holding that lifeline goes (and keeps its parent open until
@@ -270,7 +263,7 @@ class ClosingTwin(Twin[C]):
     _contexts: list[HeldContext]
     _finalizer: weakref.finalize[[Callable[[], Awaitable[object]]], object]
 
-    def _setup(self, portal: Portal, wrapped: C, lifeline: Lifeline | None = None) -> None:
+    def _setup(self, portal: Portal, wrapped: Any, lifeline: Lifeline | None = None) -> None:
         super()._setup(portal, wrapped, Lifeline(lifeline))
         self._finalizer = portal.finalize(self._lifeline, wrapped.aclose)
         self._contexts = []

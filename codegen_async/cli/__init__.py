@@ -35,8 +35,6 @@ from .._errors import (
 )
 from .._logging import configure_from_env
 from ._args import UsageError, build_parser, check_args
-from ._commands import execute, serve_emulator
-from ._emulated import reset_state
 from ._exit import API_ERROR, INTERNAL, INTERRUPTED, OK, RUN_FAILED, USAGE, CliError
 from ._output import Output
 from ._session import Created
@@ -94,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(
     parser: argparse.ArgumentParser, args: argparse.Namespace, out: Output, created: Created
 ) -> int:
+    # Loaded only for a command (not for --help): the commands load the fan-out.
+    from ._commands import execute, serve_emulator
+    from ._emulated import reset_state
+
     if args.emulator_reset:
         reset_state(out)
     if args.command is None:
