@@ -18,7 +18,6 @@ one schedule, so a fan-out's runs share cycles instead of each waking its own.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
@@ -35,6 +34,8 @@ from ._pagination import MAX_PAGE_SIZE
 from .models import AgentRun, Page, SourceType
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ._telemetry import RunTrace, Telemetry
 
 try:  # how anyio itself tells asyncio from the other backends
@@ -91,11 +92,10 @@ class Subscriber:
     def wake(self) -> None:
         self.woken = True
         waker, self._waker = self._waker, None
-        if isinstance(waker, asyncio.Future):
-            if not waker.done():
-                waker.set_result(None)
-        elif waker is not None:
+        if isinstance(waker, anyio.Event):
             waker.set()
+        elif waker is not None and not waker.done():
+            waker.set_result(None)
 
     async def sleep(self) -> None:
         """Until woken (a checkpoint when it already was); then not woken any more."""
@@ -104,7 +104,7 @@ class Subscriber:
         else:
             waker = self._waker = _new_waker()
             try:
-                await (waker if isinstance(waker, asyncio.Future) else waker.wait())
+                await (waker.wait() if isinstance(waker, anyio.Event) else waker)
             finally:
                 self._waker = None
         self.woken = False
@@ -113,6 +113,8 @@ class Subscriber:
 def _new_waker() -> asyncio.Future[None] | anyio.Event:
     """What one sleep waits on: a bare future under asyncio, else an `anyio.Event`."""
     if current_async_library() == "asyncio":
+        import asyncio  # loaded already: asyncio runs this (`import codegen_async` does not)
+
         return asyncio.get_running_loop().create_future()
     return anyio.Event()
 

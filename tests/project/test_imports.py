@@ -92,7 +92,8 @@ def test_an_unknown_name_raises_attribute_error_naming_it() -> None:
 
 def test_import_codegen_async_loads_only_what_a_first_call_needs() -> None:
     loaded = loaded_after("import codegen_async")
-    assert not loaded & set(DEFERRED), sorted(loaded & set(DEFERRED))
+    deferred = {*DEFERRED, "asyncio", "cattrs"}  # asyncio: the poller imports it when running
+    assert not loaded & deferred, sorted(loaded & deferred)
     assert "codegen_async._client" in loaded  # the client itself is not deferred
 
 
