@@ -14,7 +14,6 @@ are in `_exit` (0 ok, 1 a run did not succeed, 2 usage, 3 API/connection/config 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import logging
@@ -174,6 +173,8 @@ def _report(
     exc: BaseException, out: Output, created: Created, args: argparse.Namespace | None = None
 ) -> int:
     """What went wrong, as one line (and a hint) on stderr, and the exit code."""
+    import asyncio  # here, not at the top: `--help` loads no asyncio
+
     leaf = _leaf(exc)
     # Outside the event loop a CancelledError can only be Ctrl-C: Python 3.10's asyncio
     # (through anyio.run) reports it so instead of KeyboardInterrupt.
