@@ -33,6 +33,10 @@ result on a `concurrent.futures.Future`. What it promises:
   the client is closed when the last of them is collected, never under a live one, and
   without a reference cycle, so that happens as soon as CPython drops the last one.
 
+The generated classes share their base here: `Twin` (the wrapped async object, the
+portal, the lifeline: `_wrap`, `_setup`) and `ClosingTwin` (its own lifeline and
+finalizer, `close()`'s body, `with`); the generator writes only what differs.
+
 A `with` block runs its `__aenter__` and `__aexit__` in one task, and an iterator has one
 pump task that owns the async iterator, since anyio's cancel scopes and task groups break
 when they are entered and left in different tasks.
