@@ -77,7 +77,8 @@ class RunSource(Protocol):
 
 
 class Subscriber:
-    """One waiting caller: woken when a run it watches changes status, or when poked.
+    """One waiting caller (one task: a second task sleeping on the same subscriber would
+    not be woken): woken when a run it watches changes status, or when poked.
 
     A flag, and while it sleeps the one thing that wakes it: a bare asyncio future under
     asyncio, an `anyio.Event` elsewhere. (An `anyio.Event` kept per waiter costs an
