@@ -9,6 +9,9 @@ async with AsyncCodegen() as client:
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._client import AsyncCodegen
 from ._config import CreatePolicy, PollPolicy, RateLimits, RateLimitStatus
 from ._constants import IDEMPOTENCY_METADATA_KEY
@@ -37,10 +40,9 @@ from ._errors import (
     ValidationError,
     WaitTimeoutError,
 )
-from ._fanout import ProgressEvent, ProgressKind, ResumeCounts, RunMany, RunOutcome, RunSpec
 from ._http import APIResponse
 from ._limits import Limit, RateClass
-from ._synthesis import DEFAULT_SYNTHESIS_PROMPT, MultiRunResult
+from ._runspec import RunSpec
 from ._version import __version__
 from .models import (
     AgentRun,
@@ -56,6 +58,23 @@ from .models import (
     User,
 )
 from .resources import FunctionOutcome
+
+if TYPE_CHECKING:
+    from ._fanout import ProgressEvent, ProgressKind, RunMany
+    from ._outcome import ResumeCounts, RunOutcome
+    from ._synthesis import DEFAULT_SYNTHESIS_PROMPT, MultiRunResult
+
+# What a first call does not need loads on first use (PEP 562): name -> its module.
+# tests/project/test_imports.py checks this table against __all__.
+_LAZY = {
+    "DEFAULT_SYNTHESIS_PROMPT": "._synthesis",
+    "MultiRunResult": "._synthesis",
+    "ProgressEvent": "._fanout",
+    "ProgressKind": "._fanout",
+    "ResumeCounts": "._outcome",
+    "RunMany": "._fanout",
+    "RunOutcome": "._outcome",
+}
 
 __all__ = [
     "DEFAULT_SYNTHESIS_PROMPT",
@@ -112,3 +131,17 @@ __all__ = [
     "WaitTimeoutError",
     "__version__",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+if not TYPE_CHECKING:  # hidden from type checkers: a typo stays an error there
+
+    def __getattr__(name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # the next lookup is a plain global
+        return value

@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 import httpx
 
-from . import _errors, _telemetry, _validate
+from . import _errors, _validate
 from . import _operations as ops
 from ._config import CreatePolicy, PollPolicy, RateLimits, RateLimitStatus
 from ._curl import Capture, to_curl
 from ._engine import RunEngine
-from ._fanout import ProgressEvent, RunMany, RunOutcome, RunSpec, specs_of
 from ._http import APIResponse, Pipeline, Request
 from ._limits import RateClass
 from ._logging import configure_from_env
 from ._ratelimit import RateLimiter
+from ._runspec import RunSpec
 from ._settings import Settings, resolve_settings
-from ._synthesis import MultiRunResult, multi_run
 from ._validate import redact_url
 from .models import AgentRun, AgentType, HealthCheck
 from .resources import (
@@ -41,6 +41,12 @@ from .resources import (
     SlackConnect,
     Users,
 )
+
+if TYPE_CHECKING:  # loaded on first use (see `_traced` and the fan-out methods)
+    from ._fanout import ProgressEvent, RunMany
+    from ._outcome import RunOutcome
+    from ._synthesis import MultiRunResult
+    from ._telemetry import Telemetry
 
 __all__ = ["AsyncCodegen"]
 
@@ -74,7 +80,11 @@ class _Shared:
         self.rate_limits = rate_limits
         self.poll_policy = poll_policy
         self.create_policy = create_policy
-        self.telemetry = _telemetry.load(settings.tracing, settings.base_url)
+        self.telemetry: Telemetry | None = None
+        if settings.tracing:  # else `_telemetry` is never imported
+            from ._telemetry import load
+
+            self.telemetry = load(True, settings.base_url)
         self.limiter = RateLimiter(rate_limits, identity=(settings.base_url, settings.api_key))
         self.http = Pipeline(
             settings, limiter=self.limiter, http_client=http_client, telemetry=self.telemetry
@@ -412,7 +422,7 @@ class AsyncCodegen:
         _validate.strict_bool("raise_on_failure", raise_on_failure)
         _validate.callback("on_update", on_update)
         traced = {"codegen.prompt.length": len(prompt) if isinstance(prompt, str) else 0}
-        with _telemetry.span(self._shared.telemetry, "codegen.run", traced):
+        with _traced(self._shared.telemetry, "codegen.run", traced):
             run = await self.agent_runs.create_spec(spec, idempotency_key=idempotency_key)
             return await self.agent_runs.wait(
                 run, timeout=timeout, raise_on_failure=raise_on_failure, on_update=on_update
@@ -446,6 +456,8 @@ class AsyncCodegen:
         finished outcomes (`RunOutcome.replayed`), awaiting runs already created and
         starting the rest; see the README's "Batches that survive a crash".
         """
+        from ._fanout import specs_of
+
         _check_fan_out(max_concurrency, timeout, fail_fast, on_progress)
         return self._shared.engine.run_many(
             self.agent_runs,
@@ -517,7 +529,9 @@ class AsyncCodegen:
             "codegen.prompt.length": len(prompt) if isinstance(prompt, str) else 0,
             "codegen.multi_run.concurrency": concurrency,
         }
-        with _telemetry.span(self._shared.telemetry, "codegen.multi_run", traced):
+        from ._synthesis import multi_run
+
+        with _traced(self._shared.telemetry, "codegen.multi_run", traced):
             return await multi_run(
                 self,
                 spec,
@@ -537,6 +551,17 @@ def _check_headers(headers: object) -> None:
         raise TypeError(f"headers must be a mapping, got {type(headers).__name__}")
     for name, value in headers.items():
         _validate.caller_header(name, value)
+
+
+def _traced(
+    tel: Telemetry | None, name: str, attributes: Mapping[str, Any]
+) -> contextlib.AbstractContextManager[None]:
+    """`_telemetry.span`, imported only when there is telemetry to report to."""
+    if tel is None:
+        return contextlib.nullcontext()
+    from ._telemetry import span
+
+    return span(tel, name, attributes)
 
 
 def _check_fan_out(

@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _operations as ops
 from ._batched import Batched
 from ._config import PollPolicy
-from ._fanout import ProgressEvent, RunCreator, RunInput, RunMany, RunSpec
 from ._http import Pipeline
-from ._journal import Caller, key_digest, open_journal
 from ._logstream import LogPages, stream_logs
 from ._polling import Poller
 from ._resource import Organization, Resource
-from ._telemetry import Telemetry
 from .models import AgentRun, AgentRunLog, Page, SourceType
+
+if TYPE_CHECKING:  # loaded on first use: a fan-out's modules, telemetry only when on
+    from ._fanout import ProgressEvent, RunCreator, RunInput, RunMany, RunSpec
+    from ._telemetry import Telemetry
 
 __all__ = ["RunEngine"]
 
@@ -103,6 +104,9 @@ class RunEngine(Resource):
     ) -> RunMany:
         """A fan-out whose creates go through `runs` (the calling client's `agent_runs`),
         journaled at `journal` (a path) for this client's base URL, organization and user."""
+        from ._fanout import RunMany
+        from ._journal import Caller, key_digest, open_journal
+
         settings = self._http.settings
         caller = Caller(
             settings.base_url,

@@ -8,64 +8,128 @@ with Codegen() as client:
     run = client.run("Fix the flaky test in tests/test_api.py", repo_id=42)
     print(run.status, run.result)
 
-Every call runs on one private event loop per process (see `_portal`).
+Every call runs on one private event loop per process (see `_portal`). Each name
+loads on first use: the twins from `_generated`, the rest from codegen_async.
 """
 
-from codegen_async import (
-    DEFAULT_SYNTHESIS_PROMPT,
-    IDEMPOTENCY_METADATA_KEY,
-    AgentRun,
-    AgentRunFailedError,
-    AgentRunLimitReachedError,
-    AgentRunLog,
-    AgentRunWithLogs,
-    AmbiguousCreateError,
-    APIConnectionError,
-    APIResponse,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    CodegenError,
-    ConfigurationError,
-    CreatePolicy,
-    FunctionOutcome,
-    FunctionResult,
-    HealthCheck,
-    JournalError,
-    JournalInUseError,
-    JournalMismatchError,
-    Limit,
-    MultiRunResult,
-    NotFoundError,
-    Organization,
-    Page,
-    PermissionDeniedError,
-    PollPolicy,
-    ProgressEvent,
-    ProgressKind,
-    RateClass,
-    RateLimitError,
-    RateLimits,
-    RateLimitStatus,
-    RateLimitTimeoutError,
-    Repository,
-    ResponseValidationError,
-    ResumeCounts,
-    RunNotStartedError,
-    RunOutcome,
-    RunSpec,
-    RunStatus,
-    ServerError,
-    SourceType,
-    UnconfirmedCreate,
-    User,
-    ValidationError,
-    WaitTimeoutError,
-    __version__,
-)
+from __future__ import annotations
 
-from ._generated import Codegen, RunMany
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from codegen_async import (
+        DEFAULT_SYNTHESIS_PROMPT,
+        IDEMPOTENCY_METADATA_KEY,
+        AgentRun,
+        AgentRunFailedError,
+        AgentRunLimitReachedError,
+        AgentRunLog,
+        AgentRunWithLogs,
+        AmbiguousCreateError,
+        APIConnectionError,
+        APIResponse,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        CodegenError,
+        ConfigurationError,
+        CreatePolicy,
+        FunctionOutcome,
+        FunctionResult,
+        HealthCheck,
+        JournalError,
+        JournalInUseError,
+        JournalMismatchError,
+        Limit,
+        MultiRunResult,
+        NotFoundError,
+        Organization,
+        Page,
+        PermissionDeniedError,
+        PollPolicy,
+        ProgressEvent,
+        ProgressKind,
+        RateClass,
+        RateLimitError,
+        RateLimits,
+        RateLimitStatus,
+        RateLimitTimeoutError,
+        Repository,
+        ResponseValidationError,
+        ResumeCounts,
+        RunNotStartedError,
+        RunOutcome,
+        RunSpec,
+        RunStatus,
+        ServerError,
+        SourceType,
+        UnconfirmedCreate,
+        User,
+        ValidationError,
+        WaitTimeoutError,
+        __version__,
+    )
+
+    from ._generated import Codegen, RunMany
+
+# name -> the module it is loaded from on first use
+_LAZY = {
+    "APIConnectionError": "codegen_async",
+    "APIResponse": "codegen_async",
+    "APIStatusError": "codegen_async",
+    "APITimeoutError": "codegen_async",
+    "AgentRun": "codegen_async",
+    "AgentRunFailedError": "codegen_async",
+    "AgentRunLimitReachedError": "codegen_async",
+    "AgentRunLog": "codegen_async",
+    "AgentRunWithLogs": "codegen_async",
+    "AmbiguousCreateError": "codegen_async",
+    "AuthenticationError": "codegen_async",
+    "BadRequestError": "codegen_async",
+    "Codegen": "._generated",
+    "CodegenError": "codegen_async",
+    "ConfigurationError": "codegen_async",
+    "CreatePolicy": "codegen_async",
+    "DEFAULT_SYNTHESIS_PROMPT": "codegen_async",
+    "FunctionOutcome": "codegen_async",
+    "FunctionResult": "codegen_async",
+    "HealthCheck": "codegen_async",
+    "IDEMPOTENCY_METADATA_KEY": "codegen_async",
+    "JournalError": "codegen_async",
+    "JournalInUseError": "codegen_async",
+    "JournalMismatchError": "codegen_async",
+    "Limit": "codegen_async",
+    "MultiRunResult": "codegen_async",
+    "NotFoundError": "codegen_async",
+    "Organization": "codegen_async",
+    "Page": "codegen_async",
+    "PermissionDeniedError": "codegen_async",
+    "PollPolicy": "codegen_async",
+    "ProgressEvent": "codegen_async",
+    "ProgressKind": "codegen_async",
+    "RateClass": "codegen_async",
+    "RateLimitError": "codegen_async",
+    "RateLimitStatus": "codegen_async",
+    "RateLimitTimeoutError": "codegen_async",
+    "RateLimits": "codegen_async",
+    "Repository": "codegen_async",
+    "ResponseValidationError": "codegen_async",
+    "ResumeCounts": "codegen_async",
+    "RunMany": "._generated",
+    "RunNotStartedError": "codegen_async",
+    "RunOutcome": "codegen_async",
+    "RunSpec": "codegen_async",
+    "RunStatus": "codegen_async",
+    "ServerError": "codegen_async",
+    "SourceType": "codegen_async",
+    "UnconfirmedCreate": "codegen_async",
+    "User": "codegen_async",
+    "ValidationError": "codegen_async",
+    "WaitTimeoutError": "codegen_async",
+    "__version__": "codegen_async",
+}
 
 __all__ = [
     "DEFAULT_SYNTHESIS_PROMPT",
@@ -122,3 +186,17 @@ __all__ = [
     "WaitTimeoutError",
     "__version__",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+if not TYPE_CHECKING:  # hidden from type checkers: a typo stays an error there
+
+    def __getattr__(name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # the next lookup is a plain global
+        return value

@@ -4,73 +4,78 @@
 
 from __future__ import annotations
 
-import builtins
-import datetime
-import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from types import TracebackType
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING
 
 import codegen_async._client as _client
-import codegen_async._fanout as _fanout
-import codegen_async.resources.agent_runs as _agent_runs
-import codegen_async.resources.cli_rules as _cli_rules
-import codegen_async.resources.functions as _functions
-import codegen_async.resources.integrations as _integrations
-import codegen_async.resources.mcp_providers as _mcp_providers
-import codegen_async.resources.oauth as _oauth
-import codegen_async.resources.organizations as _organizations
-import codegen_async.resources.pull_requests as _pull_requests
-import codegen_async.resources.repositories as _repositories
-import codegen_async.resources.sandbox as _sandbox
-import codegen_async.resources.setup_commands as _setup_commands
-import codegen_async.resources.slack_connect as _slack_connect
-import codegen_async.resources.users as _users
-from codegen_async import (
-    AgentRun,
-    AgentRunLog,
-    AgentRunWithLogs,
-    APIResponse,
-    CreatePolicy,
-    FunctionOutcome,
-    FunctionResult,
-    HealthCheck,
-    MultiRunResult,
-    Organization,
-    Page,
-    PollPolicy,
-    ProgressEvent,
-    RateClass,
-    RateLimits,
-    RateLimitStatus,
-    Repository,
-    ResumeCounts,
-    RunOutcome,
-    RunSpec,
-    SourceType,
-    UnconfirmedCreate,
-    User,
-)
-from codegen_async._settings import Settings
-from codegen_async.models import (
-    AgentType,
-    CheckSuiteSettings,
-    CLIRules,
-    EditPRResult,
-    LogAnalysis,
-    OAuthProvider,
-    OrganizationIntegrations,
-    PRState,
-    SetupCommandsResult,
-    SlackConnectToken,
-)
 
-from ._portal import HeldContext, Lifeline, Portal, get_portal, sync_callback
+from ._portal import ClosingTwin, Twin, get_portal, sync_callback
+
+if TYPE_CHECKING:
+    import builtins
+    import datetime
+    import os
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+    from typing import Any
+
+    import httpx
+
+    import codegen_async._fanout as _fanout
+    import codegen_async.resources.agent_runs as _agent_runs
+    import codegen_async.resources.cli_rules as _cli_rules
+    import codegen_async.resources.functions as _functions
+    import codegen_async.resources.integrations as _integrations
+    import codegen_async.resources.mcp_providers as _mcp_providers
+    import codegen_async.resources.oauth as _oauth
+    import codegen_async.resources.organizations as _organizations
+    import codegen_async.resources.pull_requests as _pull_requests
+    import codegen_async.resources.repositories as _repositories
+    import codegen_async.resources.sandbox as _sandbox
+    import codegen_async.resources.setup_commands as _setup_commands
+    import codegen_async.resources.slack_connect as _slack_connect
+    import codegen_async.resources.users as _users
+    from codegen_async import (
+        AgentRun,
+        AgentRunLog,
+        AgentRunWithLogs,
+        APIResponse,
+        CreatePolicy,
+        FunctionOutcome,
+        FunctionResult,
+        HealthCheck,
+        MultiRunResult,
+        Organization,
+        Page,
+        PollPolicy,
+        ProgressEvent,
+        RateClass,
+        RateLimits,
+        RateLimitStatus,
+        Repository,
+        ResumeCounts,
+        RunOutcome,
+        RunSpec,
+        SourceType,
+        UnconfirmedCreate,
+        User,
+    )
+    from codegen_async._settings import Settings
+    from codegen_async.models import (
+        AgentType,
+        CheckSuiteSettings,
+        CLIRules,
+        EditPRResult,
+        LogAnalysis,
+        OAuthProvider,
+        OrganizationIntegrations,
+        PRState,
+        SetupCommandsResult,
+        SlackConnectToken,
+    )
+
+    from ._portal import Lifeline, Portal
 
 
-class Codegen:
+class Codegen(ClosingTwin):
     """The client of the Codegen Developer API.
 
     Settings come from the arguments, else the environment (`CODEGEN_API_KEY`, ...), else
@@ -85,19 +90,13 @@ class Codegen:
     """
 
     __slots__ = (
-        "__weakref__",
         "_agent_runs",
-        "_async",
         "_cli_rules",
-        "_contexts",
-        "_finalizer",
         "_functions",
         "_integrations",
-        "_lifeline",
         "_mcp_providers",
         "_oauth",
         "_organizations",
-        "_portal",
         "_pull_requests",
         "_repositories",
         "_sandbox",
@@ -105,6 +104,7 @@ class Codegen:
         "_slack_connect",
         "_users",
     )
+    _async: _client.AsyncCodegen
 
     def __init__(
         self,
@@ -142,22 +142,10 @@ class Codegen:
             ),
         )
 
-    @classmethod
-    def _wrap(
-        cls, portal: Portal, wrapped: _client.AsyncCodegen, lifeline: Lifeline | None
-    ) -> Codegen:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
     def _setup(
         self, portal: Portal, wrapped: _client.AsyncCodegen, lifeline: Lifeline | None = None
     ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = Lifeline(lifeline)
-        self._finalizer = portal.finalize(self._lifeline, wrapped.aclose)
-        self._contexts: list[HeldContext] = []
+        super()._setup(portal, wrapped, lifeline)
         self._agent_runs = AgentRuns._wrap(portal, wrapped.agent_runs, self._lifeline)
         self._users = Users._wrap(portal, wrapped.users, self._lifeline)
         self._organizations = Organizations._wrap(portal, wrapped.organizations, self._lifeline)
@@ -326,20 +314,7 @@ class Codegen:
         A client made by `with_options` shares its parent's connections: closing it
         closes nothing.
         """
-        self._finalizer.detach()
-        self._portal.call(self._async.aclose)
-
-    def __enter__(self) -> Codegen:
-        self._contexts.append(self._portal.enter(self._async))
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._contexts.pop().exit(exc_type, exc, tb)
+        self._close()
 
     def run(
         self,
@@ -473,25 +448,11 @@ class Codegen:
         )
 
 
-class AgentRuns:
+class AgentRuns(Twin):
     """The blocking twin of `AgentRuns`."""
 
-    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
-
-    @classmethod
-    def _wrap(
-        cls, portal: Portal, wrapped: _agent_runs.AgentRuns, lifeline: Lifeline | None
-    ) -> AgentRuns:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
-    def _setup(
-        self, portal: Portal, wrapped: _agent_runs.AgentRuns, lifeline: Lifeline | None = None
-    ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = lifeline
+    __slots__ = ()
+    _async: _agent_runs.AgentRuns
 
     @property
     def create_policy(self) -> CreatePolicy:
@@ -635,50 +596,22 @@ class AgentRuns:
         return self._portal.iterate(self._lifeline, self._async.as_completed, runs, timeout=timeout)
 
 
-class CLIRulesResource:
+class CLIRulesResource(Twin):
     """The blocking twin of `CLIRulesResource`."""
 
-    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
-
-    @classmethod
-    def _wrap(
-        cls, portal: Portal, wrapped: _cli_rules.CLIRulesResource, lifeline: Lifeline | None
-    ) -> CLIRulesResource:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
-    def _setup(
-        self, portal: Portal, wrapped: _cli_rules.CLIRulesResource, lifeline: Lifeline | None = None
-    ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = lifeline
+    __slots__ = ()
+    _async: _cli_rules.CLIRulesResource
 
     def get(self) -> CLIRules:
         """The rules agents should follow in this organization, and the caller's prompt."""
         return self._portal.call(self._async.get)
 
 
-class Functions:
+class Functions(Twin):
     """The blocking twin of `Functions`."""
 
-    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
-
-    @classmethod
-    def _wrap(
-        cls, portal: Portal, wrapped: _functions.Functions, lifeline: Lifeline | None
-    ) -> Functions:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
-    def _setup(
-        self, portal: Portal, wrapped: _functions.Functions, lifeline: Lifeline | None = None
-    ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = lifeline
+    __slots__ = ()
+    _async: _functions.Functions
 
     def run(self, name: str, *, repo_full_name: str, message: str | None = None) -> FunctionResult:
         """Run function `name` on `repo_full_name` ("owner/repo") through `POST /v1/run`."""
@@ -709,73 +642,33 @@ class Functions:
         )
 
 
-class Integrations:
+class Integrations(Twin):
     """The blocking twin of `Integrations`."""
 
-    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
-
-    @classmethod
-    def _wrap(
-        cls, portal: Portal, wrapped: _integrations.Integrations, lifeline: Lifeline | None
-    ) -> Integrations:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
-    def _setup(
-        self, portal: Portal, wrapped: _integrations.Integrations, lifeline: Lifeline | None = None
-    ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = lifeline
+    __slots__ = ()
+    _async: _integrations.Integrations
 
     def get(self) -> OrganizationIntegrations:
         """Every integration of the organization, with its status."""
         return self._portal.call(self._async.get)
 
 
-class MCPProviders:
+class MCPProviders(Twin):
     """The blocking twin of `MCPProviders`."""
 
-    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
-
-    @classmethod
-    def _wrap(
-        cls, portal: Portal, wrapped: _mcp_providers.MCPProviders, lifeline: Lifeline | None
-    ) -> MCPProviders:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
-    def _setup(
-        self, portal: Portal, wrapped: _mcp_providers.MCPProviders, lifeline: Lifeline | None = None
-    ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = lifeline
+    __slots__ = ()
+    _async: _mcp_providers.MCPProviders
 
     def list(self) -> builtins.list[OAuthProvider]:
         """Every OAuth provider that is an MCP provider."""
         return self._portal.call(self._async.list)
 
 
-class OAuth:
+class OAuth(Twin):
     """The blocking twin of `OAuth`."""
 
-    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
-
-    @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _oauth.OAuth, lifeline: Lifeline | None) -> OAuth:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
-    def _setup(
-        self, portal: Portal, wrapped: _oauth.OAuth, lifeline: Lifeline | None = None
-    ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = lifeline
+    __slots__ = ()
+    _async: _oauth.OAuth
 
     def token_status(self) -> Any:
         """Which providers have an active OAuth token for the caller in the organization."""
@@ -786,28 +679,11 @@ class OAuth:
         return self._portal.call(self._async.revoke, provider)
 
 
-class Organizations:
+class Organizations(Twin):
     """The blocking twin of `Organizations`."""
 
-    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
-
-    @classmethod
-    def _wrap(
-        cls, portal: Portal, wrapped: _organizations.Organizations, lifeline: Lifeline | None
-    ) -> Organizations:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
-    def _setup(
-        self,
-        portal: Portal,
-        wrapped: _organizations.Organizations,
-        lifeline: Lifeline | None = None,
-    ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = lifeline
+    __slots__ = ()
+    _async: _organizations.Organizations
 
     def list_page(self, *, skip: int = 0, limit: int = 100) -> Page[Organization]:
         """One page of the caller's organizations."""
@@ -818,25 +694,11 @@ class Organizations:
         return self._portal.iterate(self._lifeline, self._async.list)
 
 
-class PullRequests:
+class PullRequests(Twin):
     """The blocking twin of `PullRequests`."""
 
-    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
-
-    @classmethod
-    def _wrap(
-        cls, portal: Portal, wrapped: _pull_requests.PullRequests, lifeline: Lifeline | None
-    ) -> PullRequests:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
-    def _setup(
-        self, portal: Portal, wrapped: _pull_requests.PullRequests, lifeline: Lifeline | None = None
-    ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = lifeline
+    __slots__ = ()
+    _async: _pull_requests.PullRequests
 
     def edit(self, pr_id: int, *, state: PRState) -> EditPRResult:
         """Set a pull request's state (open, closed, draft, ready_for_review)."""
@@ -847,25 +709,11 @@ class PullRequests:
         return self._portal.call(self._async.edit_in_repo, repo_id, pr_id, state=state)
 
 
-class Repositories:
+class Repositories(Twin):
     """The blocking twin of `Repositories`."""
 
-    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
-
-    @classmethod
-    def _wrap(
-        cls, portal: Portal, wrapped: _repositories.Repositories, lifeline: Lifeline | None
-    ) -> Repositories:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
-    def _setup(
-        self, portal: Portal, wrapped: _repositories.Repositories, lifeline: Lifeline | None = None
-    ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = lifeline
+    __slots__ = ()
+    _async: _repositories.Repositories
 
     def list_page(self, *, skip: int = 0, limit: int = 100) -> Page[Repository]:
         """One page of the organization's repositories."""
@@ -901,51 +749,22 @@ class Repositories:
         )
 
 
-class Sandbox:
+class Sandbox(Twin):
     """The blocking twin of `Sandbox`."""
 
-    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
-
-    @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _sandbox.Sandbox, lifeline: Lifeline | None) -> Sandbox:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
-    def _setup(
-        self, portal: Portal, wrapped: _sandbox.Sandbox, lifeline: Lifeline | None = None
-    ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = lifeline
+    __slots__ = ()
+    _async: _sandbox.Sandbox
 
     def analyze_logs(self, sandbox_id: int) -> LogAnalysis:
         """Start an agent that reads the sandbox's setup logs and explains what failed."""
         return self._portal.call(self._async.analyze_logs, sandbox_id)
 
 
-class SetupCommands:
+class SetupCommands(Twin):
     """The blocking twin of `SetupCommands`."""
 
-    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
-
-    @classmethod
-    def _wrap(
-        cls, portal: Portal, wrapped: _setup_commands.SetupCommands, lifeline: Lifeline | None
-    ) -> SetupCommands:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
-    def _setup(
-        self,
-        portal: Portal,
-        wrapped: _setup_commands.SetupCommands,
-        lifeline: Lifeline | None = None,
-    ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = lifeline
+    __slots__ = ()
+    _async: _setup_commands.SetupCommands
 
     def generate(
         self, repo_id: int, *, prompt: str | None = None, trigger_source: str = "setup-commands"
@@ -956,48 +775,22 @@ class SetupCommands:
         )
 
 
-class SlackConnect:
+class SlackConnect(Twin):
     """The blocking twin of `SlackConnect`."""
 
-    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
-
-    @classmethod
-    def _wrap(
-        cls, portal: Portal, wrapped: _slack_connect.SlackConnect, lifeline: Lifeline | None
-    ) -> SlackConnect:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
-    def _setup(
-        self, portal: Portal, wrapped: _slack_connect.SlackConnect, lifeline: Lifeline | None = None
-    ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = lifeline
+    __slots__ = ()
+    _async: _slack_connect.SlackConnect
 
     def generate_token(self) -> SlackConnectToken:
         """A one-time token (10 minutes) to DM the Codegen bot: "Connect my account: {token}"."""
         return self._portal.call(self._async.generate_token)
 
 
-class Users:
+class Users(Twin):
     """The blocking twin of `Users`."""
 
-    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
-
-    @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _users.Users, lifeline: Lifeline | None) -> Users:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
-    def _setup(
-        self, portal: Portal, wrapped: _users.Users, lifeline: Lifeline | None = None
-    ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = lifeline
+    __slots__ = ()
+    _async: _users.Users
 
     def me(self) -> User:
         """The user the API key belongs to."""
@@ -1016,7 +809,7 @@ class Users:
         return self._portal.iterate(self._lifeline, self._async.list)
 
 
-class RunMany:
+class RunMany(ClosingTwin):
     """An iterator of `RunOutcome`s, one per input, in the order they finish.
 
     Made by `Codegen.run_many`. Use `for outcome in fan_out`, or `events()`
@@ -1028,22 +821,8 @@ class RunMany:
     tells where an earlier process left the batch (None for a new journal).
     """
 
-    __slots__ = ("__weakref__", "_async", "_contexts", "_finalizer", "_lifeline", "_portal")
-
-    @classmethod
-    def _wrap(cls, portal: Portal, wrapped: _fanout.RunMany, lifeline: Lifeline | None) -> RunMany:
-        twin = cls.__new__(cls)
-        twin._setup(portal, wrapped, lifeline)
-        return twin
-
-    def _setup(
-        self, portal: Portal, wrapped: _fanout.RunMany, lifeline: Lifeline | None = None
-    ) -> None:
-        self._portal = portal
-        self._async = wrapped
-        self._lifeline = Lifeline(lifeline)
-        self._finalizer = portal.finalize(self._lifeline, wrapped.aclose)
-        self._contexts: list[HeldContext] = []
+    __slots__ = ()
+    _async: _fanout.RunMany
 
     @property
     def group_id(self) -> str:
@@ -1073,21 +852,8 @@ class RunMany:
         running on the server; a WARNING names them). A journal is closed: the same call
         with it resumes the batch.
         """
-        self._finalizer.detach()
-        self._portal.call(self._async.aclose)
+        self._close()
 
     @property
     def unconfirmed(self) -> list[UnconfirmedCreate]:
         return self._async.unconfirmed
-
-    def __enter__(self) -> RunMany:
-        self._contexts.append(self._portal.enter(self._async))
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._contexts.pop().exit(exc_type, exc, tb)

@@ -12,6 +12,11 @@ resource, the fan-out), writes a class of the same shape whose methods block:
   callback taking the async client takes the sync one;
 - annotated attributes become read-only properties (resources: their twins).
 
+What every twin shares lives once in `_portal` (hand-written): `Twin` holds the async
+object, the portal and the lifeline (`_wrap`, `_setup`); `ClosingTwin` adds the own
+lifeline, the finalizer, `close()`'s body and `with`. A generated class writes only what
+differs: its base, signatures, docstrings and the twins of its attributes.
+
 The output is formatted with ruff and committed; `--check` regenerates into a temporary
 folder and compares the trees byte for byte. Never edit the generated files by hand.
 """
@@ -78,20 +83,38 @@ def wrapped_classes() -> dict[type, str]:
 
 @attrs.define
 class Imports:
-    """What the generated module imports, collected while writing signatures."""
+    """What the generated module imports, collected while writing. Only what runs needs
+    importing at run time (the portal, the client's module for `Codegen()`); what only
+    annotations name is imported under TYPE_CHECKING, so `import codegen_sync._generated`
+    loads no module a first call does not need (the fan-out's, the synthesis's)."""
 
     modules: set[str] = attrs.field(factory=set)
     names: dict[str, set[str]] = attrs.field(factory=dict)
+    runtime: set[str] = attrs.field(factory=set)  # modules, or "module:name"
 
-    def name(self, module: str, name: str) -> None:
+    def name(self, module: str, name: str, *, runtime: bool = False) -> None:
         self.names.setdefault(module, set()).add(name)
+        if runtime:
+            self.runtime.add(f"{module}:{name}")
+
+    def module(self, module: str, *, runtime: bool = False) -> None:
+        self.modules.add(module)
+        if runtime:
+            self.runtime.add(module)
 
     def render(self) -> str:
-        lines = [f"import {module}" for module in sorted(self.modules)]
+        now: list[str] = ["from typing import TYPE_CHECKING"]
+        later: list[str] = []
+        for module in sorted(self.modules):
+            (now if module in self.runtime else later).append(f"import {module}")
         for module in sorted(self.names):
-            names = ", ".join(sorted(self.names[module]))
-            lines.append(f"from {module} import {names}")
-        return "\n".join(lines)
+            for name in sorted(self.names[module]):
+                runtime = f"{module}:{name}" in self.runtime
+                (now if runtime else later).append(f"from {module} import {name}")
+        body = "\n".join(now)
+        if later:
+            body += "\n\nif TYPE_CHECKING:\n" + "\n".join(f"    {line}" for line in later)
+        return body
 
 
 class Writer:
@@ -101,24 +124,17 @@ class Writer:
         self.classes = wrapped_classes()
         self.sync_names = {cls.__name__: sync for cls, sync in self.classes.items()}
         self.imports = Imports()
-        self.imports.name("._portal", "HeldContext")
-        self.imports.name("._portal", "Lifeline")
-        self.imports.name("._portal", "Portal")
-        self.imports.name("._portal", "get_portal")
-        self.imports.name("types", "TracebackType")
-        self.imports.name("collections.abc", "Callable")
-        self.imports.name("typing", "Any")
 
     # -- names and types -------------------------------------------------------------
 
-    def module_alias(self, cls: type) -> str:
+    def module_alias(self, cls: type, *, runtime: bool = False) -> str:
         """The name the generated module imports `cls`'s module under."""
         alias = "_" + cls.__module__.rsplit(".", 1)[-1].lstrip("_")
-        self.imports.modules.add(f"{cls.__module__} as {alias}")
+        self.imports.module(f"{cls.__module__} as {alias}", runtime=runtime)
         return alias
 
-    def async_ref(self, cls: type) -> str:
-        return f"{self.module_alias(cls)}.{cls.__name__}"
+    def async_ref(self, cls: type, *, runtime: bool = False) -> str:
+        return f"{self.module_alias(cls, runtime=runtime)}.{cls.__name__}"
 
     def annotation(self, text: str, namespace: dict[str, Any], shadowed: set[str]) -> str:
         """The sync form of an annotation string, registering what it needs imported."""
@@ -136,7 +152,7 @@ class Writer:
             return dotted
         if head not in namespace and hasattr(builtins, head):
             if head in shadowed:
-                self.imports.modules.add("builtins")
+                self.imports.module("builtins")
                 return f"builtins.{dotted}"
             return dotted
         if head not in namespace:
@@ -147,7 +163,7 @@ class Writer:
     def import_name(self, name: str, obj: object) -> None:
         """Import `name` from where it is explicitly exported."""
         if isinstance(obj, types.ModuleType):
-            self.imports.modules.add(obj.__name__)
+            self.imports.module(obj.__name__)
             return
         if name in codegen_async.__all__ and getattr(codegen_async, name) is obj:
             self.imports.name("codegen_async", name)
@@ -168,20 +184,30 @@ class Writer:
 
     def write_class(self, cls: type) -> str:
         sync = self.classes[cls]
-        namespace = vars(sys.modules[cls.__module__])
+        namespace = annotation_namespace(cls)
         shadowed = {n for n in dir(cls) if not n.startswith("_")}
         parts = [
-            f"class {sync}:",
+            f"class {sync}({self.base(cls)}):",
             indent(docstring(cls.__doc__ or f"The blocking twin of `{cls.__name__}`.")),
-            f"    __slots__ = {tuple(self.slots(cls))!r}",
+            f"    __slots__ = {tuple(f'_{n}' for n in self.wrapped_attributes(cls))!r}\n"
+            f"    _async: {self.async_ref(cls)}",
         ]
         parts.append(self.write_init(cls, namespace, shadowed))
-        parts.append(self.write_wrap(cls))
+        parts.append(self.write_setup(cls))
         for name, annotation in self.attributes(cls).items():
             parts.append(self.write_attribute(name, annotation, namespace, shadowed))
         for name, member in members(cls):
             parts.append(self.write_member(cls, name, member, namespace, shadowed))
         return "\n\n".join(p for p in parts if p)
+
+    def base(self, cls: type) -> str:
+        """`ClosingTwin` for what is closed and used in `async with`, else `Twin`."""
+        closes, enters = hasattr(cls, "aclose"), hasattr(cls, "__aenter__")
+        if closes != enters:
+            raise ValueError(f"{cls.__name__}: aclose without __aenter__ (or the reverse)")
+        name = "ClosingTwin" if closes else "Twin"
+        self.imports.name("._portal", name, runtime=True)
+        return name
 
     def attributes(self, cls: type) -> dict[str, str]:
         """The public annotated attributes of `cls` (and of its bases)."""
@@ -192,24 +218,17 @@ class Writer:
                     found[name] = str(annotation)
         return found
 
-    def slots(self, cls: type) -> list[str]:
-        slots = ["__weakref__", "_async", "_lifeline", "_portal"]
-        if hasattr(cls, "__aenter__"):
-            slots.append("_contexts")
-        if hasattr(cls, "aclose"):
-            slots.append("_finalizer")
-        return slots + [f"_{name}" for name in self.wrapped_attributes(cls)]
-
     def wrapped_attributes(self, cls: type) -> list[str]:
         return [n for n, a in self.attributes(cls).items() if a in self.sync_names]
 
     def write_init(self, cls: type, namespace: dict[str, Any], shadowed: set[str]) -> str:
         if cls is not _client.AsyncCodegen:
             return ""  # the others are made only by the facade, through _wrap
-        ref = self.async_ref(cls)
+        ref = self.async_ref(cls, runtime=True)
         signature = inspect.signature(cls.__init__)
         params = self.parameters(signature, namespace, shadowed)
         args = call_arguments(signature, {})
+        self.imports.name("._portal", "get_portal", runtime=True)
         return "\n".join(
             [
                 f"    def __init__({params}) -> None:",
@@ -218,35 +237,21 @@ class Writer:
             ]
         )
 
-    def write_wrap(self, cls: type) -> str:
-        sync, ref = self.classes[cls], self.async_ref(cls)
+    def write_setup(self, cls: type) -> str:
+        """`_setup` for a class holding twins of its attributes (the base does the rest)."""
+        wrapped = self.wrapped_attributes(cls)
+        if not wrapped:
+            return ""
+        self.imports.name("._portal", "Lifeline")
+        self.imports.name("._portal", "Portal")
         lines = [
-            "    @classmethod",
-            "    def _wrap(",
-            f"        cls, portal: Portal, wrapped: {ref}, lifeline: Lifeline | None",
-            f"    ) -> {sync}:",
-            "        twin = cls.__new__(cls)",
-            "        twin._setup(portal, wrapped, lifeline)",
-            "        return twin",
-            "",
             "    def _setup(",
-            f"        self, portal: Portal, wrapped: {ref}, lifeline: Lifeline | None = None",
+            f"        self, portal: Portal, wrapped: {self.async_ref(cls)},"
+            " lifeline: Lifeline | None = None",
             "    ) -> None:",
-            "        self._portal = portal",
-            "        self._async = wrapped",
+            "        super()._setup(portal, wrapped, lifeline)",
         ]
-        if hasattr(cls, "aclose"):
-            # Its own lifeline, holding what it was made from: it is closed when the last
-            # twin holding the lifeline goes, and keeps its parent open until then.
-            lines.append("        self._lifeline = Lifeline(lifeline)")
-            lines.append(
-                "        self._finalizer = portal.finalize(self._lifeline, wrapped.aclose)"
-            )
-        else:
-            lines.append("        self._lifeline = lifeline")
-        if hasattr(cls, "__aenter__"):
-            lines.append("        self._contexts: list[HeldContext] = []")
-        for name in self.wrapped_attributes(cls):
+        for name in wrapped:
             twin = self.sync_names[self.attributes(cls)[name]]
             lines.append(
                 f"        self._{name} = {twin}._wrap(portal, wrapped.{name}, self._lifeline)"
@@ -271,38 +276,13 @@ class Writer:
             assert member.fget is not None
             returns = inspect.signature(member.fget).return_annotation
             return self.write_attribute(name, str(returns), namespace, shadowed)
-        if name == "__aenter__":
-            return self.write_enter(cls)
-        if name == "__aexit__":
-            return self.write_exit()
+        if name in ("__aenter__", "__aexit__"):
+            return ""  # ClosingTwin's __enter__ / __exit__
         if name == "__aiter__":
             return self.write_iter(cls, namespace, shadowed)
         if name == "aclose":
             return self.write_close(member)
         return self.write_method(cls, name, member, namespace, shadowed)
-
-    def write_enter(self, cls: type) -> str:
-        sync = self.classes[cls]
-        return "\n".join(
-            [
-                f"    def __enter__(self) -> {sync}:",
-                "        self._contexts.append(self._portal.enter(self._async))",
-                "        return self",
-            ]
-        )
-
-    def write_exit(self) -> str:
-        return "\n".join(
-            [
-                "    def __exit__(",
-                "        self,",
-                "        exc_type: type[BaseException] | None,",
-                "        exc: BaseException | None,",
-                "        tb: TracebackType | None,",
-                "    ) -> None:",
-                "        self._contexts.pop().exit(exc_type, exc, tb)",
-            ]
-        )
 
     def write_iter(self, cls: type, namespace: dict[str, Any], shadowed: set[str]) -> str:
         item = inspect.signature(cls.__anext__).return_annotation  # type: ignore[attr-defined]
@@ -320,8 +300,7 @@ class Writer:
             [
                 "    def close(self) -> None:",
                 indent(docstring(member.__doc__ or "Close it."), 8),
-                "        self._finalizer.detach()",
-                "        self._portal.call(self._async.aclose)",
+                "        self._close()",
             ]
         )
 
@@ -360,7 +339,7 @@ class Writer:
         adapted = {}
         for param in signature.parameters.values():
             if ASYNC_CLIENT_CALLBACK.fullmatch(str(param.annotation)):
-                self.imports.name("._portal", "sync_callback")
+                self.imports.name("._portal", "sync_callback", runtime=True)
                 twin = "lambda c: Codegen._wrap(self._portal, c, self._lifeline)"
                 adapted[param.name] = f"sync_callback({param.name}, {twin})"
         return adapted
@@ -391,6 +370,13 @@ class Writer:
         return "\n\n\n".join(
             [HEADER + doc, "from __future__ import annotations", self.imports.render(), *bodies]
         )
+
+
+def annotation_namespace(cls: type) -> dict[str, Any]:
+    """The names `cls`'s annotations may use: its module's, else codegen_async's public
+    names (a module imports those a first call does not need only under TYPE_CHECKING)."""
+    public = {name: getattr(codegen_async, name) for name in codegen_async.__all__}
+    return {**public, **vars(sys.modules[cls.__module__])}
 
 
 def members(cls: type) -> Iterator[tuple[str, Any]]:
@@ -429,10 +415,12 @@ def indent(text: str, spaces: int = 4) -> str:
 
 
 def package_init() -> str:
-    """`codegen_sync/__init__.py`: every public name of codegen_async, with the twins."""
+    """`codegen_sync/__init__.py`: every public name of codegen_async, with the twins,
+    each loaded on first use (PEP 562): `import codegen_sync` imports nothing more."""
     twins = {cls.__name__: sync for cls, sync in wrapped_classes().items()}
-    names = sorted({twins.get(n, n) for n in codegen_async.__all__ if n != "__version__"})
+    names = sorted({twins.get(n, n) for n in codegen_async.__all__} | {"Codegen"})
     shared = [n for n in names if n not in twins.values()]
+    generated = [n for n in names if n in twins.values()]
     doc = inspect.cleandoc(
         """The blocking twin of codegen_async: the same API for plain scripts.
 
@@ -442,17 +430,32 @@ def package_init() -> str:
             run = client.run("Fix the flaky test in tests/test_api.py", repo_id=42)
             print(run.status, run.result)
 
-        Every call runs on one private event loop per process (see `_portal`)."""
+        Every call runs on one private event loop per process (see `_portal`). Each name
+        loads on first use: the twins from `_generated`, the rest from codegen_async."""
     )
+    table = {**dict.fromkeys(shared, "codegen_async"), **dict.fromkeys(generated, "._generated")}
     lines = [
         HEADER + f'"""{doc}\n"""',
-        "from codegen_async import __version__",
-        "from codegen_async import (\n" + "".join(f"    {n},\n" for n in shared) + ")",
-        "from ._generated import "
-        + ", ".join(sorted(s for s in twins.values() if s in names or s == "Codegen")),
-        "__all__ = [\n"
-        + "".join(f'    "{n}",\n' for n in sorted({*names, "Codegen", "__version__"}))
-        + "]",
+        "from __future__ import annotations",
+        "import importlib\nfrom typing import TYPE_CHECKING, Any",
+        "if TYPE_CHECKING:\n"
+        + "    from codegen_async import (\n"
+        + "".join(f"        {n},\n" for n in shared)
+        + "    )\n"
+        + "    from ._generated import "
+        + ", ".join(generated),
+        "# name -> the module it is loaded from on first use\n_LAZY = {\n"
+        + "".join(f'    "{n}": "{m}",\n' for n, m in sorted(table.items()))
+        + "}",
+        "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]",
+        "def __dir__() -> list[str]:\n    return sorted({*globals(), *_LAZY})",
+        "if not TYPE_CHECKING:  # hidden from type checkers: a typo stays an error there\n\n"
+        "    def __getattr__(name: str) -> Any:\n"
+        "        if name not in _LAZY:\n"
+        '            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")\n'
+        "        value = getattr(importlib.import_module(_LAZY[name], __name__), name)\n"
+        "        globals()[name] = value  # the next lookup is a plain global\n"
+        "        return value",
     ]
     return "\n\n".join(lines) + "\n"
 

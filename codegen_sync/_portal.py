@@ -33,6 +33,10 @@ result on a `concurrent.futures.Future`. What it promises:
   the client is closed when the last of them is collected, never under a live one, and
   without a reference cycle, so that happens as soon as CPython drops the last one.
 
+The generated classes share their base here: `Twin` (the wrapped async object, the
+portal, the lifeline: `_wrap`, `_setup`) and `ClosingTwin` (its own lifeline and
+finalizer, `close()`'s body, `with`); the generator writes only what differs.
+
 A `with` block runs its `__aenter__` and `__aexit__` in one task, and an iterator has one
 pump task that owns the async iterator, since anyio's cancel scopes and task groups break
 when they are entered and left in different tasks.
@@ -57,12 +61,23 @@ import anyio.to_thread
 
 from codegen_async._batched import Batched
 
-__all__ = ["HeldContext", "Lifeline", "Portal", "SyncIterator", "get_portal", "sync_callback"]
+__all__ = [
+    "ClosingTwin",
+    "HeldContext",
+    "Lifeline",
+    "Portal",
+    "SyncIterator",
+    "Twin",
+    "get_portal",
+    "sync_callback",
+]
 
 T = TypeVar("T")
 A = TypeVar("A")
 S = TypeVar("S")
 P = ParamSpec("P")
+TwinT = TypeVar("TwinT", bound="Twin")
+ClosingT = TypeVar("ClosingT", bound="ClosingTwin")
 
 logger = logging.getLogger("codegen_sync")
 
@@ -213,6 +228,66 @@ class Portal:
     async def _drain(self) -> None:
         if self._closing:
             await asyncio.wait(set(self._closing), timeout=EXIT_GRACE)
+
+
+class Twin:
+    """The base of every generated sync class: it holds the async object it wraps
+    (`_async`, whose type each subclass declares), the portal that runs it, and the
+    lifeline of what it was made from.
+
+    Twins are made only by the facade, through `_wrap` (or `Codegen()`); a subclass that
+    holds twins of its attributes extends `_setup` to make them."""
+
+    __slots__ = ("__weakref__", "_async", "_lifeline", "_portal")
+
+    _portal: Portal
+    _async: Any
+    _lifeline: Lifeline | None
+
+    @classmethod
+    def _wrap(cls: type[TwinT], portal: Portal, wrapped: Any, lifeline: Lifeline | None) -> TwinT:
+        twin = cls.__new__(cls)
+        twin._setup(portal, wrapped, lifeline)
+        return twin
+
+    def _setup(self, portal: Portal, wrapped: Any, lifeline: Lifeline | None = None) -> None:
+        self._portal = portal
+        self._async = wrapped
+        self._lifeline = lifeline
+
+
+class ClosingTwin(Twin):
+    """The twin of an async object that is closed (`aclose`) and used in `async with`:
+    it has its own lifeline, holding what it was made from, so the async object is
+    closed when the last twin holding that lifeline goes (and keeps its parent open until
+    then), or by `close()`; `with` enters the async object in a task of its own."""
+
+    __slots__ = ("_contexts", "_finalizer")
+
+    _contexts: list[HeldContext]
+    _finalizer: weakref.finalize[[Callable[[], Awaitable[object]]], object]
+
+    def _setup(self, portal: Portal, wrapped: Any, lifeline: Lifeline | None = None) -> None:
+        super()._setup(portal, wrapped, Lifeline(lifeline))
+        self._finalizer = portal.finalize(self._lifeline, wrapped.aclose)
+        self._contexts = []
+
+    def _close(self) -> None:
+        """What every generated `close()` does (each keeps its own docstring)."""
+        self._finalizer.detach()
+        self._portal.call(self._async.aclose)
+
+    def __enter__(self: ClosingT) -> ClosingT:
+        self._contexts.append(self._portal.enter(self._async))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._contexts.pop().exit(exc_type, exc, tb)
 
 
 def sync_callback(call: Callable[[S], T], twin: Callable[[A], S]) -> Callable[[A], Awaitable[T]]:

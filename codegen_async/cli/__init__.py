@@ -14,7 +14,6 @@ are in `_exit` (0 ok, 1 a run did not succeed, 2 usage, 3 API/connection/config 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import os
@@ -34,8 +33,6 @@ from .._errors import (
 )
 from .._logging import configure_from_env
 from ._args import UsageError, build_parser, check_args
-from ._commands import execute, serve_emulator
-from ._emulated import reset_state
 from ._exit import API_ERROR, INTERNAL, INTERRUPTED, OK, RUN_FAILED, USAGE, CliError
 from ._output import Output, json_text, safe
 from ._session import Created
@@ -93,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(
     parser: argparse.ArgumentParser, args: argparse.Namespace, out: Output, created: Created
 ) -> int:
+    # Loaded only for a command (not for --help): the commands load the fan-out.
+    from ._commands import execute, serve_emulator
+    from ._emulated import reset_state
+
     if args.emulator_reset:
         reset_state(out)
     if args.command is None:
@@ -171,6 +172,8 @@ def _report(
     exc: BaseException, out: Output, created: Created, args: argparse.Namespace | None = None
 ) -> int:
     """What went wrong, as one line (and a hint) on stderr, and the exit code."""
+    import asyncio  # here, not at the top: `--help` loads no asyncio
+
     leaf = _leaf(exc)
     # Outside the event loop a CancelledError can only be Ctrl-C: Python 3.10's asyncio
     # (through anyio.run) reports it so instead of KeyboardInterrupt.
