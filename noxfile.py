@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "types", "tests", "contract", "soak"]
+nox.options.sessions = [
+    "lint", "types", "tests", "tests_httpx2", "tests_aiohttp", "contract", "soak"
+]  # fmt: skip
 nox.options.error_on_missing_interpreters = False
 nox.options.reuse_existing_virtualenvs = True
 
@@ -33,7 +35,28 @@ def tests(session: nox.Session) -> None:
     """The test suite, every async test under asyncio and trio."""
     session.install("-e", ".", *TEST_DEPS)
     args = session.posargs or ["-n", "2"]
-    session.run("pytest", "--ignore=tests/api/test_contract.py", *args)
+    env = {"CODEGEN_EXPECT_STACK": "httpx"}  # tests/http/test_stack.py checks it
+    session.run("pytest", "--ignore=tests/api/test_contract.py", *args, env=env)
+
+
+@nox.session(python=["3.11", "3.13"])
+def tests_httpx2(session: nox.Session) -> None:
+    """The whole suite again with httpx2 installed, which the SDK then picks."""
+    session.install("-e", ".[httpx2]", *TEST_DEPS)
+    args = session.posargs or ["-n", "2"]
+    env = {"CODEGEN_EXPECT_STACK": "httpx2"}
+    session.run("pytest", "--ignore=tests/api/test_contract.py", *args, env=env)
+
+
+@nox.session(python="3.11")
+def tests_aiohttp(session: nox.Session) -> None:
+    """The HTTP tests and a served walk on the aiohttp transport (asyncio only: aiohttp
+    does not run under trio, which tests/http/test_stack.py checks says so)."""
+    session.install("-e", ".[aiohttp]", *TEST_DEPS)
+    env = {"CODEGEN_HTTP_STACK": "aiohttp", "CODEGEN_EXPECT_STACK": "aiohttp"}
+    args = session.posargs or ["-n", "2"]
+    session.run("pytest", "tests/http", "-k", "not trio or test_the_sdk_runs_on_aiohttp", *args,
+                env=env)  # fmt: skip
 
 
 @nox.session(python="3.11")
@@ -84,5 +107,6 @@ def generate_sync(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def types(session: nox.Session) -> None:
     """mypy --strict over the packages."""
-    session.install("-e", ".", "mypy>=1.10", "uvicorn>=0.30", "rich>=13", "redis>=5")
+    deps = ["mypy>=1.10", "uvicorn>=0.30", "rich>=13", "redis>=5"]
+    session.install("-e", ".[httpx2,aiohttp]", *deps)  # typed against both stacks
     session.run("mypy", "--strict")

@@ -10,8 +10,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-import httpx
-
 import codegen_async._client as _client
 import codegen_async._fanout as _fanout
 import codegen_async.resources.agent_runs as _agent_runs
@@ -52,7 +50,8 @@ from codegen_async import (
     UnconfirmedCreate,
     User,
 )
-from codegen_async._settings import Settings
+from codegen_async._settings import Settings, Timeout
+from codegen_async._stack import HTTPClient
 from codegen_async.models import (
     AgentType,
     CheckSuiteSettings,
@@ -107,9 +106,9 @@ class Codegen:
         api_key: str | None = None,
         org_id: int | str | None = None,
         base_url: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: float | Timeout | None = None,
         max_retries: int | None = None,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: HTTPClient | None = None,
         rate_limits: RateLimits | None = None,
         poll_policy: PollPolicy | None = None,
         create_policy: CreatePolicy | None = None,
@@ -241,7 +240,7 @@ class Codegen:
     def with_options(
         self,
         *,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: float | Timeout | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
         on_response: Callable[[APIResponse], object] | None = None,
