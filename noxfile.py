@@ -84,7 +84,8 @@ def bench(session: nox.Session) -> None:
 
     `nox -s bench -- --smoke`: tiny sizes in under 30 s, prints the table, writes nothing
     (CI may run it; no time is ever asserted)."""
-    session.install("-e", ".[otel]", "uvicorn>=0.30", "redis>=5")  # otel: B1-tracing
+    # otel: B1-tracing; httpx2 and aiohttp: B1's stacks; B1's goals are against httpx 0.28
+    session.install("-e", ".[otel,httpx2,aiohttp]", "httpx==0.28.1", "uvicorn>=0.30", "redis>=5")
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 
