@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx
 import pytest
 
@@ -313,29 +314,22 @@ async def test_aiohttp_failures_keep_what_was_sent(
             await client._http.request("POST", "/v1/organizations/1/agent/run", json_body={})
     assert caught.value.sent is False  # refused: provably never sent
     # A server that takes the request and drops the connection: maybe processed.
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    port = listener.getsockname()[1]
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
 
-    async def drop() -> None:
-        while True:  # until cancelled; closing the listener ends the abandoned accept
-            conn, _ = await anyio.to_thread.run_sync(listener.accept, abandon_on_cancel=True)
-            await anyio.to_thread.run_sync(conn.recv, 65536)
-            conn.close()
+    async def drop(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive(65536)  # the request arrived; then the connection closes
 
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(drop)
-            async with cg.AsyncCodegen(
-                api_key=KEY, org_id=1, base_url=f"http://127.0.0.1:{port}", max_retries=1
-            ) as client:
-                path = "/v1/organizations/1/agent/run"
-                with pytest.raises(cg.APIConnectionError) as dropped:
-                    await client._http.request("POST", path, json_body={})
-                assert dropped.value.sent is True  # never retried: it may have been created
-                with pytest.raises(cg.APIConnectionError):
-                    await client.users.me()  # the second connection: a GET is retried once
-            tg.cancel_scope.cancel()
-    finally:
-        listener.close()
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, drop)
+        async with cg.AsyncCodegen(
+            api_key=KEY, org_id=1, base_url=f"http://127.0.0.1:{port}", max_retries=1
+        ) as client:
+            path = "/v1/organizations/1/agent/run"
+            with pytest.raises(cg.APIConnectionError) as dropped:
+                await client._http.request("POST", path, json_body={})
+            assert dropped.value.sent is True  # never retried: it may have been created
+            with pytest.raises(cg.APIConnectionError):
+                await client.users.me()  # a GET is retried, then fails the same way
+        tg.cancel_scope.cancel()
