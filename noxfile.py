@@ -39,7 +39,7 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "--ignore=tests/api/test_contract.py", *args, env=env)
 
 
-@nox.session(python=["3.11", "3.13"])
+@nox.session(python="3.11")  # 3.12/3.13 too when CI time allows (each run ~3 min)
 def tests_httpx2(session: nox.Session) -> None:
     """The whole suite again with httpx2 installed, which the SDK then picks."""
     session.install("-e", ".[httpx2]", *TEST_DEPS)
