@@ -29,6 +29,8 @@ nox.options.sessions = [
     "lint",
     "types",
     "tests",
+    "tests_httpx2",
+    "tests_aiohttp",
     "contract",
     "soak",
     "docs",
@@ -40,6 +42,10 @@ nox.options.error_on_missing_interpreters = _ci()
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+# Each Python runs the whole suite once, on one HTTP stack: httpx on 3.10 (httpx2 needs
+# 3.11) and 3.11, httpx2 on 3.12 and 3.13 (both stacks fully, in the CI time budget).
+PYTHONS_HTTPX = ["3.10", "3.11"]
+PYTHONS_HTTPX2 = ["3.12", "3.13"]
 # One ruff for everyone: the generated facade is formatted by it and compared byte for byte.
 RUFF = "ruff==0.17.6"
 TEST_DEPS = [
@@ -61,17 +67,41 @@ TEST_DEPS = [
 _TESTED: list[str] = []
 
 
-@nox.session(python=PYTHONS)
+@nox.session(python=PYTHONS_HTTPX)
 def tests(session: nox.Session) -> None:
-    """The test suite, every async test under asyncio and trio (`-rs`: every skip and
-    its reason is listed)."""
+    """The test suite on httpx, every async test under asyncio and trio (`-rs`: every
+    skip and its reason is listed)."""
     _TESTED.append(str(session.python))
     session.notify("test_pythons")  # the report comes last, however the run was chosen
     session.install("-e", ".", *TEST_DEPS)
     args = session.posargs or ["-n", "2"]
     # The browser check needs mkdocs, playwright and Chromium: its own session runs it.
     ignore = ["--ignore=tests/api/test_contract.py", "--ignore=tests/docs/test_browser.py"]
-    session.run("pytest", *ignore, "-rs", *args)
+    env = {"CODEGEN_EXPECT_STACK": "httpx"}  # tests/http/test_stack.py checks it
+    session.run("pytest", *ignore, "-rs", *args, env=env)
+
+
+@nox.session(python=PYTHONS_HTTPX2)
+def tests_httpx2(session: nox.Session) -> None:
+    """The whole suite with httpx2 installed, which the SDK then picks."""
+    _TESTED.append(str(session.python))
+    session.notify("test_pythons")
+    session.install("-e", ".[httpx2]", *TEST_DEPS)
+    args = session.posargs or ["-n", "2"]
+    ignore = ["--ignore=tests/api/test_contract.py", "--ignore=tests/docs/test_browser.py"]
+    env = {"CODEGEN_EXPECT_STACK": "httpx2"}
+    session.run("pytest", *ignore, "-rs", *args, env=env)
+
+
+@nox.session(python="3.11")
+def tests_aiohttp(session: nox.Session) -> None:
+    """The HTTP tests and a served walk on the aiohttp transport (asyncio only: aiohttp
+    does not run under trio, which tests/http/test_stack.py checks says so)."""
+    session.install("-e", ".[aiohttp]", *TEST_DEPS)
+    env = {"CODEGEN_HTTP_STACK": "aiohttp", "CODEGEN_EXPECT_STACK": "aiohttp"}
+    args = session.posargs or ["-n", "2"]
+    session.run("pytest", "tests/http", "-rs", "-k", "not trio or test_the_sdk_runs_on_aiohttp",
+                *args, env=env)  # fmt: skip
 
 
 @nox.session(python=False)
@@ -114,7 +144,8 @@ def bench(session: nox.Session) -> None:
 
     `nox -s bench -- --smoke`: tiny sizes in under 30 s, prints the table, writes nothing
     (CI may run it; no time is ever asserted)."""
-    session.install("-e", ".[otel]", "uvicorn>=0.30", "redis>=5")  # otel: B1-tracing
+    # otel: B1-tracing; httpx2 and aiohttp: B1's stacks; B1's goals are against httpx 0.28
+    session.install("-e", ".[otel,httpx2,aiohttp]", "httpx==0.28.1", "uvicorn>=0.30", "redis>=5")
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 
@@ -137,7 +168,8 @@ def generate_sync(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def types(session: nox.Session) -> None:
     """mypy --strict over the packages."""
-    session.install("-e", ".", "mypy>=1.10", "uvicorn>=0.30", "rich>=13", "redis>=5")
+    deps = ["mypy>=1.10", "uvicorn>=0.30", "rich>=13", "redis>=5"]
+    session.install("-e", ".[httpx2,aiohttp]", *deps)  # typed against both stacks
     session.run("mypy", "--strict")
 
 

@@ -45,6 +45,13 @@ SMOKE_TIMEOUT = 60
 FIGURE_ORDER = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8a", "B8b", "B9", "EMU")
 
 
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def machine() -> dict[str, str]:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
@@ -61,6 +68,7 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "httpx": importlib.metadata.version("httpx"),
         "httpcore": importlib.metadata.version("httpcore"),
+        **{name: _version(name) for name in ("httpx2", "aiohttp")},  # B1's other stacks
         "anyio": importlib.metadata.version("anyio"),
         "os": platform.platform(),
     }

@@ -23,7 +23,8 @@ from ._limits import RateClass
 from ._logging import configure_from_env
 from ._ratelimit import RateLimiter
 from ._runspec import RunSpec
-from ._settings import Settings, resolve_settings
+from ._settings import Settings, Timeout, resolve_settings
+from ._stack import HTTPClient, stack_of
 from ._validate import redact_url
 from .models import AgentRun, AgentType, HealthCheck
 from .resources import (
@@ -72,7 +73,7 @@ class _Shared:
     def __init__(
         self,
         settings: Settings,
-        http_client: httpx.AsyncClient | None,
+        http_client: HTTPClient | None,
         rate_limits: RateLimits,
         poll_policy: PollPolicy,
         create_policy: CreatePolicy | None,
@@ -150,9 +151,9 @@ class AsyncCodegen:
         api_key: str | None = None,
         org_id: int | str | None = None,
         base_url: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: float | Timeout | None = None,
         max_retries: int | None = None,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: HTTPClient | None = None,
         rate_limits: RateLimits | None = None,
         poll_policy: PollPolicy | None = None,
         create_policy: CreatePolicy | None = None,
@@ -164,9 +165,10 @@ class AsyncCodegen:
         """`tracing=False` (or env CODEGEN_TRACING=0) keeps the client silent to
         OpenTelemetry; by default it reports spans and metrics whenever
         `opentelemetry-api` is installed (see the README's "Tracing and metrics")."""
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+        if http_client is not None and stack_of(http_client) is None:
             raise TypeError(
-                f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"
+                "http_client must be an httpx.AsyncClient or an httpx2.AsyncClient, "
+                f"got {type(http_client).__name__}"
             )
         if rate_limits is not None and not isinstance(rate_limits, RateLimits):
             raise TypeError(f"rate_limits must be a RateLimits, got {type(rate_limits).__name__}")
@@ -259,7 +261,7 @@ class AsyncCodegen:
     def with_options(
         self,
         *,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: float | Timeout | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
         on_response: Callable[[APIResponse], object] | None = None,

@@ -33,10 +33,9 @@ import logging
 import math
 import platform
 import time
-import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 import attrs
@@ -49,7 +48,19 @@ from ._curl import Capture, CaptureStop
 from ._limits import RateClass
 from ._operations import Operation
 from ._ratelimit import RateLimiter
-from ._settings import Settings, is_loopback_host
+from ._settings import Settings
+from ._stack import (
+    HTTPClient,
+    HTTPHeaders,
+    HTTPResponse,
+    Stack,
+    _check_proxy,
+    _read_capped,
+    build_client,
+    default_stack,
+    failures,
+    stack_of,
+)
 from ._validate import redact_url
 from ._version import __version__
 
@@ -68,7 +79,7 @@ class APIResponse:
     """A finished exchange: what came back and what it took."""
 
     status_code: int
-    headers: httpx.Headers
+    headers: HTTPHeaders
     content: bytes
     request_id: str | None
     retries: int
@@ -106,8 +117,9 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def user_agent(extra: str | None) -> str:
-    ua = f"codegen-async/{__version__} Python/{platform.python_version()} httpx/{httpx.__version__}"
+def user_agent(extra: str | None, stack: Stack | None = None) -> str:
+    version = (stack or default_stack()).version
+    ua = f"codegen-async/{__version__} Python/{platform.python_version()} {version}"
     return f"{ua} {extra}" if extra else ua
 
 
@@ -148,120 +160,6 @@ def _decode_error_body(content: bytes) -> object:
         return content.decode("utf-8", "replace")
 
 
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
-_ZLIB_WBITS = {"gzip": _GZIP_WBITS, "x-gzip": _GZIP_WBITS, "deflate": zlib.MAX_WBITS}
-
-
-class _BodyTooLarge(Exception):
-    """Internal: the body decoded past the cap."""
-
-
-class _CappedBody:
-    """A response body decoded as it arrives, refusing to grow past `cap` bytes.
-
-    gzip and deflate are inflated here with `max_length`, so one compressed chunk never
-    expands past the cap in memory; other encodings go through httpx's decoders, one
-    network chunk at a time."""
-
-    def __init__(self, cap: int, wbits: int | None) -> None:
-        self.cap = cap
-        self.parts: list[bytes] = []
-        self.size = 0
-        self._wbits = wbits
-        self._inflate: Any = None
-
-    def add_encoded(self, data: bytes) -> None:
-        if self._wbits is None:
-            self.add(data)
-            return
-        if self._inflate is None and data:
-            wbits = self._wbits
-            if wbits == zlib.MAX_WBITS and (data[0] & 0x0F) != 8:
-                wbits = -zlib.MAX_WBITS  # raw deflate, no zlib header: accepted like httpx
-            self._inflate = zlib.decompressobj(wbits)
-        try:
-            while data and not self._inflate.eof:
-                self.add(self._inflate.decompress(data, self.cap - self.size + 1))
-                data = self._inflate.unconsumed_tail
-        except zlib.error as exc:
-            raise httpx.DecodingError(f"{exc}") from None
-
-    def add(self, data: bytes) -> None:
-        if self.size + len(data) > self.cap:
-            self.parts.append(data[: self.cap - self.size])
-            self.size = self.cap
-            raise _BodyTooLarge
-        self.parts.append(data)
-        self.size += len(data)
-
-
-async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
-    """The decoded body, and whether it went past `cap` (then only its first `cap` bytes)."""
-    if response.is_stream_consumed:  # read already (a transport that returns whole bodies)
-        return response.content[:cap], len(response.content) > cap
-    header = response.headers.get("content-encoding", "")
-    encodings = [e.strip().lower() for e in header.split(",")]
-    encodings = [e for e in encodings if e and e != "identity"]
-    try:
-        if not encodings or (len(encodings) == 1 and encodings[0] in _ZLIB_WBITS):
-            body = _CappedBody(cap, _ZLIB_WBITS[encodings[0]] if encodings else None)
-            async for chunk in response.aiter_raw():
-                body.add_encoded(chunk)
-        else:
-            body = _CappedBody(cap, None)
-            async for chunk in response.aiter_bytes():
-                body.add(chunk)
-    except _BodyTooLarge:
-        return b"".join(body.parts), True
-    return b"".join(body.parts), False
-
-
-def _proxy_for(client: httpx.AsyncClient, url: str) -> str | None:
-    """The proxy `client` would send a request for `url` through (no password), if any."""
-    try:
-        transport = client._transport_for_url(httpx.URL(url))
-    except Exception:  # a client of another shape: nothing can be said
-        return None
-    pool = getattr(transport, "_pool", None)
-    proxy = getattr(pool, "_proxy_url", None)
-    if proxy is None:
-        return None
-    scheme = proxy.scheme.decode("ascii", "replace")
-    host = proxy.host.decode("ascii", "replace")
-    port = f":{proxy.port}" if proxy.port is not None else ""
-    return f"{scheme}://{host}{port}"
-
-
-def _check_proxy(client: httpx.AsyncClient, base_url: str) -> None:
-    """Refuse to send an http:// base URL (the key in clear) through a non-loopback proxy."""
-    url = httpx.URL(base_url)
-    if url.scheme != "http":
-        return
-    proxy = _proxy_for(client, base_url)
-    if proxy is None or is_loopback_host(httpx.URL(proxy).host):
-        return
-    raise _errors.ConfigurationError(
-        f"base_url {redact_url(base_url)!r} is plain http and the http_client would send it "
-        f"through the proxy {redact_url(proxy)!r}, which is not on loopback: the API key "
-        "would cross the network in clear. Add the host to NO_PROXY, or use a client "
-        "without that proxy"
-    )
-
-
-def _direct_mounts(base_url: str) -> dict[str, httpx.AsyncBaseTransport | None]:
-    """For an http:// (loopback) base URL: a mount that bypasses any environment proxy."""
-    url = httpx.URL(base_url)
-    if url.scheme != "http":
-        return {}
-    port = f":{url.port}" if url.port is not None else ""
-    host = f"[{url.host}]" if ":" in url.host else url.host
-    return {f"all://{host}{port}": None}
-
-
-# Transport failures that prove the request never reached the server's handler.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
 @attrs.define
 class _Budget:
     """Seconds of exchange and backoff a call may still spend."""
@@ -291,7 +189,7 @@ class Pipeline:
         settings: Settings,
         *,
         limiter: RateLimiter,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: HTTPClient | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -313,28 +211,36 @@ class Pipeline:
         self._clock = clock
         self._on_response = on_response
         self._owns_client = http_client is None
+        stack = default_stack() if http_client is None else stack_of(http_client)
+        if stack is None:
+            raise TypeError(
+                "http_client must be an httpx.AsyncClient or an httpx2.AsyncClient, "
+                f"got {type(http_client).__name__}"
+            )
         headers = {
             "Authorization": f"Bearer {settings.api_key}",
-            "User-Agent": user_agent(settings.user_agent),
+            "User-Agent": user_agent(settings.user_agent, stack),
             "Accept": "application/json",
         }
         if http_client is None:
-            http_client = httpx.AsyncClient(
+            http_client = build_client(
+                stack,
                 headers=headers,
                 timeout=settings.timeout,
-                limits=httpx.Limits(
-                    max_connections=max_connections, max_keepalive_connections=max_connections
-                ),
-                mounts=_direct_mounts(settings.base_url),
+                max_connections=max_connections,
+                base_url=settings.base_url,
             )
             headers = {}
         _check_proxy(http_client, settings.base_url)
         headers.update(extra_headers or {})
         # Per-request headers only when the httpx client doesn't carry them already.
         self._headers: dict[str, str] | None = headers or None
-        self._client = http_client
+        self._given_client = http_client
+        # httpx2's client has httpx's shape: typed as httpx's for the calls below
+        self._client = cast("httpx.AsyncClient", http_client)
+        self._failures = failures()
         self._slots = anyio.CapacityLimiter(max_connections) if slots is None else slots
-        self._timeout = settings.timeout
+        self._timeout = stack.timeout(settings.timeout)
         self.capture = capture
         total = settings.timeout
         self._deadline = max(
@@ -343,8 +249,8 @@ class Pipeline:
         )
 
     @property
-    def http_client(self) -> httpx.AsyncClient:
-        return self._client
+    def http_client(self) -> HTTPClient:
+        return self._given_client
 
     @property
     def deadline(self) -> float:
@@ -366,7 +272,7 @@ class Pipeline:
         return Pipeline(
             settings,
             limiter=self._limiter,
-            http_client=self._client,
+            http_client=self._given_client,
             sleep=self._sleep,
             clock=self._clock,
             extra_headers=headers,
@@ -524,7 +430,7 @@ class Pipeline:
 
     async def _exchange(
         self, request: httpx.Request, budget: _Budget
-    ) -> tuple[httpx.Response, bytes] | _errors.APIConnectionError:
+    ) -> tuple[HTTPResponse, bytes] | _errors.APIConnectionError:
         """Send and read the body (capped) within the budget: the answer, or the transport
         failure mapped to the SDK's (its cause kept)."""
         limit = budget.remaining
@@ -537,15 +443,15 @@ class Pipeline:
                     content, too_large = await _read_capped(response, self._max_body)
                 finally:
                     await response.aclose()
-        except httpx.DecodingError as exc:
+        except self._failures.decoding as exc:
             raise _errors.ResponseValidationError(
                 f"{method} {shown}: the response body cannot be decoded ({exc})"
             ) from None
         except TimeoutError:
             return _errors.APITimeoutError(f"{method} {shown} did not finish within {limit:.3g}s")
-        except httpx.TransportError as exc:  # a timeout of httpx's included
-            sent = not isinstance(exc, _NOT_SENT)
-            if isinstance(exc, httpx.TimeoutException):
+        except self._failures.transport as exc:  # a timeout of httpx's included
+            sent = not isinstance(exc, self._failures.not_sent)
+            if isinstance(exc, self._failures.timeout):
                 text = f"{method} {shown} timed out: {type(exc).__name__}"
                 error: _errors.APIConnectionError = _errors.APITimeoutError(text, sent=sent)
             else:
@@ -568,7 +474,7 @@ class Pipeline:
         return redact_url(url)
 
     def _status_error(
-        self, response: httpx.Response, content: bytes, request_id: str | None
+        self, response: HTTPResponse, content: bytes, request_id: str | None
     ) -> _errors.APIStatusError:
         body = _decode_error_body(content)
         retry_after = parse_retry_after(response.headers) if response.status_code == 429 else None

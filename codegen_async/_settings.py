@@ -17,7 +17,7 @@ import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import attrs
@@ -35,9 +35,17 @@ from ._errors import ConfigurationError
 from ._validate import redact_url
 from ._validate import shown as _show
 
+if TYPE_CHECKING:
+    import httpx2
+
+    Timeout: TypeAlias = httpx.Timeout | httpx2.Timeout
+else:  # at run time the name serves signatures; httpx2's Timeout is accepted as well
+    Timeout = httpx.Timeout
+
 __all__ = [
     "InsecureConfigFileWarning",
     "Settings",
+    "Timeout",
     "default_config_paths",
     "is_loopback_host",
     "resolve_settings",
@@ -106,7 +114,7 @@ def resolve_settings(
     api_key: str | None = None,
     org_id: int | str | None = None,
     base_url: str | None = None,
-    timeout: float | httpx.Timeout | None = None,
+    timeout: float | Timeout | None = None,
     max_retries: int | None = None,
     user_agent: str | None = None,
     max_response_bytes: int | None = None,
@@ -423,6 +431,10 @@ def _check_request_cap(request_cap: int, response_cap: int, sources: Mapping[str
 def _parse_timeout(value: object, source: str) -> httpx.Timeout:
     if isinstance(value, httpx.Timeout):
         return _check_httpx_timeout(value, source)
+    httpx2 = sys.modules.get("httpx2")  # a Timeout of httpx2's means httpx2 is imported
+    if httpx2 is not None and isinstance(value, httpx2.Timeout):  # kept as httpx's
+        parts = {"connect": value.connect, "read": value.read, "write": value.write}
+        return _check_httpx_timeout(httpx.Timeout(pool=value.pool, **parts), source)
     if isinstance(value, str) and not _is_text_argument(value, source):
         with contextlib.suppress(ValueError):
             value = float(value.strip())  # env and files hold text
@@ -433,7 +445,7 @@ def _parse_timeout(value: object, source: str) -> httpx.Timeout:
     if seconds is None:
         raise ConfigurationError(
             f"timeout from {source} must be a positive finite number of seconds "
-            f"or an httpx.Timeout, got {_show(value)}"
+            f"or an httpx.Timeout (or httpx2's), got {_show(value)}"
         )
     return httpx.Timeout(seconds)
 

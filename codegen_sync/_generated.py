@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from typing import Any
 
-    import httpx
-
     import codegen_async._fanout as _fanout
     import codegen_async.resources.agent_runs as _agent_runs
     import codegen_async.resources.cli_rules as _cli_rules
@@ -58,7 +56,8 @@ if TYPE_CHECKING:
         UnconfirmedCreate,
         User,
     )
-    from codegen_async._settings import Settings
+    from codegen_async._settings import Settings, Timeout
+    from codegen_async._stack import HTTPClient
     from codegen_async.models import (
         AgentType,
         CheckSuiteSettings,
@@ -111,9 +110,9 @@ class Codegen(ClosingTwin):
         api_key: str | None = None,
         org_id: int | str | None = None,
         base_url: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: float | Timeout | None = None,
         max_retries: int | None = None,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: HTTPClient | None = None,
         rate_limits: RateLimits | None = None,
         poll_policy: PollPolicy | None = None,
         create_policy: CreatePolicy | None = None,
@@ -235,7 +234,7 @@ class Codegen(ClosingTwin):
     def with_options(
         self,
         *,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: float | Timeout | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
         on_response: Callable[[APIResponse], object] | None = None,

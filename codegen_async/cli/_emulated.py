@@ -103,7 +103,7 @@ def emulator_session(
                 ) from None
         options = emu.client_options()
         options["http_client"] = httpx.AsyncClient(
-            transport=_SavingTransport(emu, path), base_url=options["http_client"].base_url
+            transport=_SavingTransport(emu, path), base_url=str(options["http_client"].base_url)
         )
         try:
             yield emu, options

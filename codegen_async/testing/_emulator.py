@@ -22,6 +22,7 @@ import attrs
 import httpx
 
 from .._config import CreatePolicy, PollPolicy, RateLimits
+from .._stack import HTTPClient, default_stack
 from ._app import CREATING_ROUTES, ROUTES, SOURCE_TYPES, Core, EmulatorApp
 from ._faults import Faults
 from ._lifecycle import STATUS_SPELLINGS, Clock, LifecycleConfig
@@ -105,7 +106,7 @@ def _rate_limits(value: object) -> RateLimits:
     raise ValueError(f"rate_limits must be True, False or a RateLimits, got {value!r}")
 
 
-def _close_now(client: httpx.AsyncClient) -> None:
+def _close_now(client: HTTPClient) -> None:
     """Close an in-process client without an event loop (its aclose never waits)."""
     coro = client.aclose()
     try:
@@ -178,7 +179,7 @@ class Emulator:
         self.wire_app = EmulatorApp(self._core, wire=True)
         self._api_key = api_key
         self._served_url: str | None = None
-        self._clients: list[httpx.AsyncClient] = []
+        self._clients: list[HTTPClient] = []
 
     # -- identity -----------------------------------------------------------------
 
@@ -217,7 +218,8 @@ class Emulator:
     def client_options(self) -> dict[str, Any]:
         """Constructor arguments for `AsyncCodegen` that match this Emulator.
 
-        In process this includes `http_client`, a new `httpx.AsyncClient` the
+        In process this includes `http_client`, a new `httpx.AsyncClient` (httpx2's where
+        the SDK uses httpx2) the
         Emulator owns and closes on exit; while serving, only the served base_url.
         """
         options: dict[str, Any] = {
@@ -228,8 +230,10 @@ class Emulator:
             "poll_policy": PollPolicy().scaled(self.time_scale),
             "create_policy": CreatePolicy().scaled(self.time_scale),
         }
-        if not self.serving:
-            client = httpx.AsyncClient(transport=self.transport(), base_url=IN_PROCESS_BASE_URL)
+        if not self.serving:  # on the stack the SDK would pick (httpx2 where installed)
+            http = default_stack().module
+            transport = http.ASGITransport(app=self.app)
+            client = http.AsyncClient(transport=transport, base_url=IN_PROCESS_BASE_URL)
             self._clients.append(client)
             options["http_client"] = client
         return options

@@ -16,6 +16,7 @@ import pytest
 
 from codegen_async._config import CreatePolicy, PollPolicy, RateLimits
 from codegen_async._operations import BY_ID
+from codegen_async._stack import default_stack
 from codegen_async.testing import ROUTES, Emulator, result_for
 
 from ..spec_tools import load_spec, spec_by_row
@@ -478,7 +479,7 @@ def test_client_options_match_the_emulator() -> None:
             "poll_policy": PollPolicy().scaled(0.01),
             "create_policy": CreatePolicy().scaled(0.01),
         }
-        assert isinstance(client, httpx.AsyncClient)
+        assert isinstance(client, default_stack().module.AsyncClient)  # httpx2's if installed
         assert not client.is_closed
         assert Emulator(rate_limits=False).client_options()["rate_limits"] == RateLimits.off()
     assert client.is_closed
