@@ -24,10 +24,13 @@ import pytest
 
 import codegen_async as cg
 from codegen_async import _stack
+from codegen_async._http import Request
+from codegen_async._operations import CREATE_AGENT_RUN
 from codegen_async._settings import resolve_settings
 from codegen_async.testing import Emulator
 
 KEY = "sk-stack-secret-0123456789"
+CREATE_PATH = "/v1/organizations/1/agent/run"
 USER = {"id": 7, "github_user_id": "70", "github_username": "a", "email": "a@example.com"}
 EXPECTED = os.environ.get("CODEGEN_EXPECT_STACK")
 
@@ -179,7 +182,7 @@ async def test_failures_of_either_stack_map_to_the_same_errors(
         ) as client,
     ):
         with pytest.raises(expected) as caught:  # a POST that creates: retried only unsent
-            await client._http.request("POST", "/v1/organizations/1/agent/run", json_body={})
+            await client._http.send(CREATE_AGENT_RUN, Request("POST", CREATE_PATH, json={}))
     assert type(caught.value) is expected
     assert caught.value.sent is sent
     assert len(transport.seen) == (1 if sent else 3)
@@ -311,7 +314,7 @@ async def test_aiohttp_failures_keep_what_was_sent(
     base = f"http://127.0.0.1:{_closed_port()}"
     async with cg.AsyncCodegen(api_key=KEY, org_id=1, base_url=base, max_retries=1) as client:
         with pytest.raises(cg.APIConnectionError) as caught:
-            await client._http.request("POST", "/v1/organizations/1/agent/run", json_body={})
+            await client._http.send(CREATE_AGENT_RUN, Request("POST", CREATE_PATH, json={}))
     assert caught.value.sent is False  # refused: provably never sent
     # A server that takes the request and drops the connection: maybe processed.
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
@@ -328,7 +331,7 @@ async def test_aiohttp_failures_keep_what_was_sent(
         ) as client:
             path = "/v1/organizations/1/agent/run"
             with pytest.raises(cg.APIConnectionError) as dropped:
-                await client._http.request("POST", path, json_body={})
+                await client._http.send(CREATE_AGENT_RUN, Request("POST", path, json={}))
             assert dropped.value.sent is True  # never retried: it may have been created
             with pytest.raises(cg.APIConnectionError):
                 await client.users.me()  # a GET is retried, then fails the same way
