@@ -59,6 +59,7 @@ TEST_DEPS = [
     "opentelemetry-sdk>=1.20",  # tracing tests (in-memory exporters; pulls opentelemetry-api)
     "redis>=5",  # shared rate limits against a real redis-server (tests/http/test_stores.py)
     "celery[redis]>=5.3",  # codegen_sync.celery against real workers (tests/celery/)
+    "aiohttp>=3.10",  # the aiohttp transport's own tests (tests/http/test_stack.py) and its docs
     "rich>=13",  # the CLI's tables and live display (tests/cli: the pty tests need it)
     "tomli>=2; python_version < '3.11'",  # tests/project/test_repository.py reads TOML
     "nox>=2024.4",  # tests/project/test_ci_skips.py runs the `test_pythons` report

@@ -23,8 +23,6 @@ BY_DESIGN = {
     "it is checked against exists only in the project's home, not in a CI checkout",
     "httpx2 is not installed here": "a test of the httpx2 stack: the tests_httpx2 session "
     "(Python 3.12 and 3.13) installs httpx2 and runs it",
-    "aiohttp is not installed here": "a test of the aiohttp transport: the tests_aiohttp "
-    "session installs aiohttp and runs it",
     # Platform twins: never skipped on the Linux CI, by design elsewhere.
     "POSIX signals": "no POSIX signals on Windows",
     "POSIX pseudo-terminals": "no pty on Windows",
