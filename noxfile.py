@@ -146,7 +146,9 @@ def bench(session: nox.Session) -> None:
     `nox -s bench -- --smoke`: tiny sizes in under 30 s, prints the table, writes nothing
     (CI may run it; no time is ever asserted)."""
     # otel: B1-tracing; httpx2 and aiohttp: B1's stacks; B1's goals are against httpx 0.28
-    session.install("-e", ".[otel,httpx2,aiohttp]", "httpx==0.28.1", "uvicorn>=0.30", "redis>=5")
+    # celery: B9 (real workers on a real redis-server)
+    deps = ["httpx==0.28.1", "uvicorn>=0.30", "redis>=5"]
+    session.install("-e", ".[otel,httpx2,aiohttp,celery]", *deps)
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 
