@@ -79,3 +79,13 @@ def read_until(stream: Any, marker: str, deadline: float) -> str:
             raise AssertionError(f"stream ended before {marker!r}; got {seen!r}")
         seen += line
     return seen
+
+
+def cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    """`codegen-async ARGV` in this process (`capsys`: pytest's fixture): the exit code,
+    stdout and stderr."""
+    from codegen_async.cli import main
+
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -18,14 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
-from codegen_async.cli import API_ERROR, INTERRUPTED, OK, RUN_FAILED, USAGE, main
+from codegen_async.cli import API_ERROR, INTERRUPTED, OK, RUN_FAILED, USAGE
 from codegen_async.cli._args import build_parser
 from codegen_async.cli._commands import execute
 from codegen_async.cli._output import Output
 from codegen_async.cli._session import Created
 from codegen_async.testing import Emulator
 
-from .._terminal import in_terminal, read_until
+from .._terminal import cli, in_terminal, read_until
 
 # Runs take 40-120 ms of real time.
 FAST = ["--emulator", "--emulator-time-scale", "0.002"]
@@ -46,12 +46,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no config file of the developer's
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:

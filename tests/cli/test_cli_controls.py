@@ -7,7 +7,6 @@ parses back to the same text."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -15,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codegen_async.cli import INTERNAL, OK, USAGE, _commands, main
+from codegen_async.cli import INTERNAL, OK, USAGE, _commands
 from codegen_async.cli._output import json_text, safe
 
-from .._terminal import in_terminal
+from .._terminal import cli, in_terminal
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminals")
 
@@ -44,18 +43,6 @@ def assert_neutralised(screen: str, *shown: str) -> None:
         assert escaped in screen, (escaped, screen)
 
 
-@pytest.fixture
-def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A user with no key and an emulator state of their own (for in-process main())."""
-    for name in list(os.environ):
-        if name.startswith("CODEGEN_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("CODEGEN_EMULATOR_TIME_SCALE", "0.002")
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home whose emulator holds one COMPLETE run (1001) of the hostile prompt."""
@@ -63,12 +50,6 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     code, screen = in_terminal(home, "--emulator", "-q", "run", HOSTILE)
     assert code == OK, screen
     return home
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 # -- in a real terminal -----------------------------------------------------------------------

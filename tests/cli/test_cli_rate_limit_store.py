@@ -4,7 +4,6 @@ file."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
@@ -20,14 +19,8 @@ CREATE_BUCKET = bucket_key(IN_PROCESS_BASE_URL, DEFAULT_API_KEY, "create")
 
 
 @pytest.fixture(autouse=True)
-def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in list(os.environ):
-        if name.startswith("CODEGEN_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("CODEGEN_EMULATOR_TIME_SCALE", "0.002")
-    return tmp_path
+def _home(home: Path) -> Path:
+    return home
 
 
 def create_leases(path: Path) -> set[str]:

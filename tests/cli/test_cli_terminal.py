@@ -30,38 +30,19 @@ from codegen_async.cli import (
     RUN_FAILED,
     USAGE,
     _commands,
-    main,
 )
 from codegen_async.cli._args import build_parser
 from codegen_async.cli._emulated import state_path
 from codegen_async.testing import Emulator
 from codegen_async.testing._persist import dump, load
 
-from .._terminal import env_for, in_terminal, read_until
+from .._terminal import cli, env_for, in_terminal, read_until
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminals")
 
 # Markup-looking text, an ANSI escape, wide characters and an emoji name.
 TRICKY = "Fix the [/] parser [bold]bug[/bold] \x1b[31mred\x1b[0m 日本語 :smile:"
 SHOWN = "Fix the [/] parser [bold]bug[/bold] \\x1b[31mred\\x1b[0m 日本語 :smile:"
-
-
-@pytest.fixture
-def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A user with no key and an emulator state of their own (for in-process main())."""
-    for name in list(os.environ):
-        if name.startswith("CODEGEN_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("CODEGEN_EMULATOR_TIME_SCALE", "0.002")
-    return tmp_path
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 # -- text is text, in a real terminal ------------------------------------------------------
