@@ -24,7 +24,7 @@ from ._logging import configure_from_env
 from ._ratelimit import RateLimiter
 from ._runspec import RunSpec
 from ._settings import Settings, Timeout, resolve_settings
-from ._stack import HTTPClient, stack_of
+from ._stack import HTTPClient, stack_for
 from ._validate import redact_url
 from .models import AgentRun, AgentType, HealthCheck
 from .resources import (
@@ -165,11 +165,8 @@ class AsyncCodegen:
         """`tracing=False` (or env CODEGEN_TRACING=0) keeps the client silent to
         OpenTelemetry; by default it reports spans and metrics whenever
         `opentelemetry-api` is installed (see the README's "Tracing and metrics")."""
-        if http_client is not None and stack_of(http_client) is None:
-            raise TypeError(
-                "http_client must be an httpx.AsyncClient or an httpx2.AsyncClient, "
-                f"got {type(http_client).__name__}"
-            )
+        if http_client is not None:
+            stack_for(http_client)  # checked before anything else is resolved
         if rate_limits is not None and not isinstance(rate_limits, RateLimits):
             raise TypeError(f"rate_limits must be a RateLimits, got {type(rate_limits).__name__}")
         if poll_policy is not None and not isinstance(poll_policy, PollPolicy):

@@ -57,9 +57,8 @@ from ._stack import (
     _check_proxy,
     _read_capped,
     build_client,
-    default_stack,
     failures,
-    stack_of,
+    stack_for,
 )
 from ._validate import redact_url
 from ._version import __version__
@@ -117,9 +116,8 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def user_agent(extra: str | None, stack: Stack | None = None) -> str:
-    version = (stack or default_stack()).version
-    ua = f"codegen-async/{__version__} Python/{platform.python_version()} {version}"
+def user_agent(extra: str | None, stack: Stack) -> str:
+    ua = f"codegen-async/{__version__} Python/{platform.python_version()} {stack.version}"
     return f"{ua} {extra}" if extra else ua
 
 
@@ -211,12 +209,7 @@ class Pipeline:
         self._clock = clock
         self._on_response = on_response
         self._owns_client = http_client is None
-        stack = default_stack() if http_client is None else stack_of(http_client)
-        if stack is None:
-            raise TypeError(
-                "http_client must be an httpx.AsyncClient or an httpx2.AsyncClient, "
-                f"got {type(http_client).__name__}"
-            )
+        stack = stack_for(http_client)
         headers = {
             "Authorization": f"Bearer {settings.api_key}",
             "User-Agent": user_agent(settings.user_agent, stack),
@@ -434,8 +427,6 @@ class Pipeline:
         """Send and read the body (capped) within the budget: the answer, or the transport
         failure mapped to the SDK's (its cause kept)."""
         limit = budget.remaining
-        method = request.method
-        shown = self._shown(str(request.url))
         try:
             with anyio.fail_after(limit if math.isfinite(limit) else None):
                 response = await self._client.send(request, stream=True, follow_redirects=False)
@@ -444,12 +435,15 @@ class Pipeline:
                 finally:
                     await response.aclose()
         except self._failures.decoding as exc:
+            method, shown = self._named(request)
             raise _errors.ResponseValidationError(
                 f"{method} {shown}: the response body cannot be decoded ({exc})"
             ) from None
         except TimeoutError:
+            method, shown = self._named(request)
             return _errors.APITimeoutError(f"{method} {shown} did not finish within {limit:.3g}s")
         except self._failures.transport as exc:  # a timeout of httpx's included
+            method, shown = self._named(request)
             sent = not isinstance(exc, self._failures.not_sent)
             if isinstance(exc, self._failures.timeout):
                 text = f"{method} {shown} timed out: {type(exc).__name__}"
@@ -460,12 +454,17 @@ class Pipeline:
             error.__cause__ = exc
             return error
         if too_large and 200 <= response.status_code < 300:
+            method, shown = self._named(request)
             raise _errors.ResponseValidationError(
                 f"{method} {shown}: the response body decodes to more than "
                 f"{self._max_body} bytes (max_response_bytes); refused unread",
                 body=content[:200],
             )
         return response, content  # an error's body past the cap is cut there
+
+    def _named(self, request: httpx.Request) -> tuple[str, str]:
+        """A failed request's method and URL as a message shows them (built only then)."""
+        return request.method, self._shown(str(request.url))
 
     def _shown(self, url: str) -> str:
         """`url` as it may appear in a message or a log: any password masked."""

@@ -43,7 +43,7 @@ else:  # the names exist at run time for signatures; the unions are for type che
     HTTPResponse = httpx.Response
     HTTPHeaders = httpx.Headers
 
-__all__ = ["STACK_ENV", "HTTPClient", "Stack", "default_stack", "stack_of"]
+__all__ = ["STACK_ENV", "HTTPClient", "Stack", "default_stack", "stack_for", "stack_of"]
 
 STACK_ENV: Final = "CODEGEN_HTTP_STACK"
 STACK_NAMES: Final = ("httpx", "httpx2", "aiohttp")
@@ -111,6 +111,20 @@ def default_stack() -> Stack:
             f"{STACK_ENV} must be one of {', '.join(STACK_NAMES)}, got {raw!r}"
         )
     return _load(name)
+
+
+def stack_for(client: object) -> Stack:
+    """The stack of a caller's `client`, or `default_stack()` when it is None; a TypeError
+    when it is an AsyncClient of neither stack."""
+    if client is None:
+        return default_stack()
+    stack = stack_of(client)
+    if stack is None:
+        raise TypeError(
+            "http_client must be an httpx.AsyncClient or an httpx2.AsyncClient, "
+            f"got {type(client).__name__}"
+        )
+    return stack
 
 
 def stack_of(client: object) -> Stack | None:
